@@ -1,0 +1,110 @@
+from typing import Any
+
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import permissions, serializers, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from backupsite.api import ModelCleanSerializer
+
+from . import validate
+from .models import Destination
+
+
+class DestinationSerializer(ModelCleanSerializer):
+    password = serializers.CharField(
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        trim_whitespace=False,
+        style={"input_type": "password"},
+        help_text="Write-only. Omit or leave blank on update to keep the saved password.",
+    )
+
+    class Meta:
+        model = Destination
+        fields = [
+            "id",
+            "name",
+            "engine",
+            "directory",
+            "host",
+            "port",
+            "username",
+            "password",
+            "timeout",
+            "retries",
+            "concurrency",
+            "ssl",
+            "passive",
+            "tls_fingerprint",
+            "reindex_schedule",
+            "read_only",
+            "disabled",
+        ]
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        password = attrs.pop("password", "")
+        creating = self.instance is None
+        if creating and not password:
+            raise serializers.ValidationError({"password": ["This field is required."]})
+        attrs = super().validate(attrs)
+        if password:
+            attrs["password"] = password
+        return attrs
+
+    def create(self, validated_data: dict[str, Any]) -> Destination:
+        password = validated_data.pop("password")
+        destination = Destination(**validated_data)
+        destination.set_password(password)
+        destination.save()
+        return destination
+
+    def update(self, instance: Destination, validated_data: dict[str, Any]) -> Destination:
+        password = validated_data.pop("password", "")
+        for name, value in validated_data.items():
+            setattr(instance, name, value)
+        if password:
+            instance.set_password(password)
+        instance.save()
+        return instance
+
+
+class IsStaff(permissions.BasePermission):
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return bool(request.user and request.user.is_authenticated and request.user.is_staff)
+
+
+class ValidationCheckSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    ok = serializers.BooleanField()
+    detail = serializers.CharField()
+    hint = serializers.CharField()
+    warning = serializers.BooleanField()
+
+
+class DestinationViewSet(viewsets.ModelViewSet):
+    """FTP destinations (admins only). Deleting one never touches the files on the server."""
+
+    queryset = Destination.objects.all()
+    serializer_class = DestinationSerializer
+    permission_classes = [IsStaff]
+
+    @extend_schema(
+        request=None,
+        responses=inline_serializer(
+            "ValidationReport",
+            {
+                "ok": serializers.BooleanField(),
+                "checks": ValidationCheckSerializer(many=True),
+                "fingerprint": serializers.CharField(allow_null=True),
+            },
+        ),
+    )
+    @action(detail=True, methods=["post"])
+    def validate(self, request: Request, pk: str | None = None) -> Response:
+        """Run the checks now (not queued, one attempt per step) against the saved settings."""
+        destination = self.get_object()
+        report = validate.run(destination.ftp_settings())
+        return Response(report.as_dict())

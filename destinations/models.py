@@ -1,0 +1,168 @@
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+from . import crypto
+from .ftp import FtpSettings
+from .validators import (
+    normalise_directory,
+    validate_cron,
+    validate_directory,
+    validate_fingerprint,
+    validate_host,
+)
+
+
+class Engine(models.TextChoices):
+    NATIVE = "native", "Backupsite"
+    CPANEL = "cpanel", "cPanel"
+
+
+class Destination(models.Model):
+    """An FTP server (and a directory on it) that holds backups."""
+
+    name = models.CharField(
+        max_length=40,
+        unique=True,
+        help_text="A name for this destination, shown in lists (at most 40 characters).",
+    )
+    engine = models.CharField(
+        max_length=10,
+        choices=Engine.choices,
+        default=Engine.NATIVE,
+        help_text="Backupsite: Backupsite writes and reads its own backups here. "
+        "cPanel: index the backups cPanel writes here, for browsing and restore.",
+    )
+    directory = models.CharField(
+        max_length=255,
+        blank=True,
+        validators=[validate_directory],
+        help_text="Folder for backups, relative to the FTP user's home (created when missing). "
+        "Empty: the home itself.",
+    )
+    host = models.CharField(
+        max_length=255,
+        validators=[validate_host],
+        help_text="Host name or IP address (IPv4 or IPv6) of the FTP server.",
+    )
+    port = models.PositiveIntegerField(
+        default=21,
+        validators=[MinValueValidator(1), MaxValueValidator(65535)],
+        help_text="TCP port of the FTP server. Default 21.",
+    )
+    username = models.CharField(
+        max_length=128,
+        help_text="FTP user. Use a dedicated backup user, not root.",
+    )
+    password_encrypted = models.TextField(blank=True, editable=False)
+    timeout = models.PositiveIntegerField(
+        "connection timeout",
+        default=30,
+        validators=[MinValueValidator(1), MaxValueValidator(3600)],
+        help_text="Seconds to wait for the server to connect, answer or move data. Default 30.",
+    )
+    retries = models.PositiveIntegerField(
+        "maximum connection retries",
+        default=5,
+        validators=[MaxValueValidator(1000)],
+        help_text="How many times to retry a failed connection or transfer. 0 = unlimited. Default 5.",
+    )
+    concurrency = models.PositiveIntegerField(
+        "maximum concurrent connections",
+        default=2,
+        validators=[MaxValueValidator(64)],
+        help_text="Connections open at once to this server, across all workers. "
+        "0 = unlimited. Default 2.",
+    )
+    ssl = models.BooleanField(
+        "explicit SSL-FTP",
+        default=True,
+        help_text="Encrypt login and data with explicit TLS (AUTH TLS). Default on.",
+    )
+    passive = models.BooleanField(
+        "passive FTP",
+        default=True,
+        help_text="Passive mode: the server opens the data port (works through NAT and firewalls). "
+        "Off: active mode, the server connects back. Default on.",
+    )
+    tls_fingerprint = models.CharField(
+        "pinned certificate",
+        max_length=110,
+        blank=True,
+        validators=[validate_fingerprint],
+        help_text="SHA-256 fingerprint of the server certificate to trust when it is not signed by "
+        "a known authority. Validate fills it in; saving pins it.",
+    )
+    reindex_schedule = models.CharField(
+        max_length=100,
+        blank=True,
+        validators=[validate_cron],
+        help_text="Cron expression (minute hour day month weekday) for an automatic reindex, "
+        "typically just after cPanel's nightly backup, e.g. '30 5 * * *'. Empty: only on demand.",
+    )
+    read_only = models.BooleanField(
+        default=False,
+        help_text="Only read from this destination (restore, download, reindex); never write or delete.",
+    )
+    disabled = models.BooleanField(
+        default=False,
+        help_text="Do not use this destination at all.",
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def password(self) -> str:
+        return crypto.decrypt(self.password_encrypted)
+
+    def set_password(self, raw: str) -> None:
+        self.password_encrypted = crypto.encrypt(raw)
+
+    @property
+    def has_password(self) -> bool:
+        return bool(self.password_encrypted)
+
+    @property
+    def username_is_root(self) -> bool:
+        return self.username.strip().lower() == "root"
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        try:
+            self.directory = normalise_directory(self.directory)
+        except ValidationError as exc:
+            errors["directory"] = exc.messages[0]
+        self.host = self.host.strip()
+        if self.host.startswith("[") and self.host.endswith("]"):
+            self.host = self.host[1:-1]
+        self.reindex_schedule = " ".join(self.reindex_schedule.split())
+        if self.username != self.username.strip() or any(ord(c) < 32 for c in self.username):
+            errors["username"] = "The username must not contain spaces at the ends or control characters."
+        if self.disabled and self.read_only:
+            pass  # both may be set: disabled wins
+        if errors:
+            raise ValidationError(errors)
+
+    def ftp_settings(self, *, password: str | None = None) -> FtpSettings:
+        return FtpSettings(
+            host=self.host,
+            port=self.port,
+            username=self.username,
+            password=self.password if password is None else password,
+            directory=self.directory,
+            timeout=float(self.timeout),
+            retries=self.retries,
+            ssl=self.ssl,
+            passive=self.passive,
+            tls_fingerprint=self.tls_fingerprint,
+        )
+
+    @property
+    def lease_key(self) -> str:
+        return f"backupsite:destination:{self.pk}:connections"
