@@ -1,0 +1,254 @@
+"""A cap on simultaneous FTP connections per destination, across worker processes and machines.
+
+Many FTP servers refuse more than a few connections per user (pure-ftpd's -C, vsftpd's
+max_per_ip), and a refused login in the middle of a backup is a failed backup. So every
+connection first takes a lease from Redis:
+
+- A sorted set per destination holds one member per lease: a random token scored by its
+  expiry time (Redis server time, in milliseconds, so clocks of workers do not matter).
+- Acquiring is one Lua script: drop expired members, count, add when below the limit.
+- A live holder never loses its lease: one heartbeat thread per process renews every held
+  lease every ttl/3. A crashed or killed worker stops renewing, and its leases expire after
+  `ttl` seconds, freeing the slots for others.
+
+limit 0 means unlimited: no Redis traffic at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import secrets
+import threading
+import time
+import weakref
+from types import TracebackType
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+POLL_MIN = 0.02  # seconds between acquire attempts, growing to POLL_MAX, jittered
+POLL_MAX = 0.25
+
+# KEYS[1] = the set; ARGV = limit, ttl_ms, token. Returns 1 when the lease was taken.
+_ACQUIRE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+# KEYS[1] = the set; ARGV = ttl_ms, token. Returns 0 when the lease had already expired.
+_RENEW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local expiry = redis.call('ZSCORE', KEYS[1], ARGV[2])
+if not expiry or tonumber(expiry) <= now then
+  redis.call('ZREM', KEYS[1], ARGV[2])
+  return 0
+end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), ARGV[2])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return 1
+"""
+
+# KEYS[1] = the set. Returns the number of live leases.
+_COUNT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+return redis.call('ZCARD', KEYS[1])
+"""
+
+
+class LeaseTimeout(Exception):
+    """No connection slot became free within the timeout."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class Lease:
+    """One connection slot. Release it when the connection closes (or use `with`)."""
+
+    def __init__(self, owner: ConnectionLeases | None, token: str = "") -> None:
+        self._owner = owner
+        self.token = token
+        self.lost = False  # set when a renewal found the lease already expired
+        self.released = owner is None
+
+    @property
+    def key(self) -> str:
+        return self._owner.key if self._owner else ""
+
+    def renew(self) -> bool:
+        if self._owner is None or self.released:
+            return True
+        ok = bool(self._owner._renew(self.token))
+        if not ok and not self.lost:
+            self.lost = True
+            logger.warning(
+                "connection lease on %s expired before renewal (was the process stalled?)", self.key
+            )
+        return ok
+
+    def release(self) -> None:
+        if self.released:
+            return
+        self.released = True
+        _heartbeat.forget(self)
+        if self._owner is not None:
+            try:
+                self._owner._release(self.token)
+            except Exception:  # Redis unreachable: the lease expires after ttl anyway
+                logger.warning("could not release connection lease on %s", self.key, exc_info=True)
+
+    def __enter__(self) -> Lease:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.release()
+
+    def __repr__(self) -> str:
+        state = "released" if self.released else "held"
+        return f"<Lease {self.key or 'unlimited'} {state}>"
+
+
+class ConnectionLeases:
+    """At most `limit` leases on `key` at once, for every process sharing the Redis server."""
+
+    def __init__(self, redis_client: Any, key: str, limit: int, ttl: float = 60.0) -> None:
+        if limit < 0:
+            raise ValueError("limit must be 0 (unlimited) or more")
+        if ttl <= 0:
+            raise ValueError("ttl must be positive")
+        self.redis = redis_client
+        self.key = key
+        self.limit = limit
+        self.ttl = ttl
+        self._ttl_ms = max(1, int(ttl * 1000))
+        if limit:
+            self._acquire_script = redis_client.register_script(_ACQUIRE)
+            self._renew_script = redis_client.register_script(_RENEW)
+            self._count_script = redis_client.register_script(_COUNT)
+
+    @classmethod
+    def from_url(cls, url: str, key: str, limit: int, ttl: float = 60.0) -> ConnectionLeases:
+        import redis
+
+        return cls(redis.Redis.from_url(url), key, limit, ttl)
+
+    def try_acquire(self) -> Lease | None:
+        if not self.limit:
+            return Lease(None)
+        token = f"{os.getpid()}-{secrets.token_hex(8)}"
+        if not self._acquire_script(keys=[self.key], args=[self.limit, self._ttl_ms, token]):
+            return None
+        lease = Lease(self, token)
+        _heartbeat.track(lease, self.ttl / 3)
+        return lease
+
+    def acquire(self, timeout: float | None = None) -> Lease:
+        """Wait for a free slot (forever when timeout is None); LeaseTimeout when none frees up."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = POLL_MIN
+        while True:
+            lease = self.try_acquire()
+            if lease is not None:
+                return lease
+            if deadline is not None and time.monotonic() >= deadline:
+                raise LeaseTimeout(
+                    f"no connection to this destination freed up within {timeout:g} s "
+                    f"(it allows {self.limit} at once)",
+                    hint="Other backups are using this destination; try again later or raise its "
+                    "connection limit if the FTP server allows more.",
+                )
+            sleep = random.uniform(delay / 2, delay)
+            if deadline is not None:
+                sleep = min(sleep, max(0.0, deadline - time.monotonic()))
+            time.sleep(sleep)
+            delay = min(POLL_MAX, delay * 2)
+
+    def in_use(self) -> int:
+        """Live leases right now (expired ones are dropped first)."""
+        if not self.limit:
+            return 0
+        return int(self._count_script(keys=[self.key]))
+
+    def _renew(self, token: str) -> int:
+        return int(self._renew_script(keys=[self.key], args=[self._ttl_ms, token]))
+
+    def _release(self, token: str) -> None:
+        self.redis.zrem(self.key, token)
+
+
+class _Heartbeat:
+    """One daemon thread per process that renews every held lease before it expires.
+
+    Leases are held weakly: a lease dropped without release() stops being renewed and expires.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._leases: weakref.WeakKeyDictionary[Lease, list[float]] = weakref.WeakKeyDictionary()
+        self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
+
+    def track(self, lease: Lease, interval: float) -> None:
+        with self._lock:
+            if self._pid != os.getpid():  # forked: the parent's thread and leases are not ours
+                self._leases = weakref.WeakKeyDictionary()
+                self._thread = None
+                self._pid = os.getpid()
+            self._leases[lease] = [interval, time.monotonic() + interval]
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="connection-lease-heartbeat", daemon=True
+                )
+                self._thread.start()
+        self._wake.set()
+
+    def forget(self, lease: Lease) -> None:
+        with self._lock:
+            self._leases.pop(lease, None)
+
+    def _run(self) -> None:
+        while True:
+            self._renew_due()
+            with self._lock:
+                next_due = min(
+                    (timing[1] for timing in self._leases.values()), default=time.monotonic() + 5.0
+                )
+            self._wake.wait(timeout=max(0.01, next_due - time.monotonic()))
+            self._wake.clear()
+
+    def _renew_due(self) -> None:
+        # A function of its own so that no frame of the thread keeps a lease alive while it
+        # sleeps: a lease its owner dropped must expire, not be renewed forever.
+        with self._lock:
+            now = time.monotonic()
+            due = [lease for lease, timing in self._leases.items() if timing[1] <= now]
+            for lease in due:
+                self._leases[lease][1] = now + self._leases[lease][0]
+        for lease in due:
+            try:
+                if not lease.renew():
+                    self.forget(lease)
+            except Exception:  # Redis briefly unreachable: try again next round
+                logger.warning("could not renew connection lease on %s", lease.key, exc_info=True)
+
+
+_heartbeat = _Heartbeat()
