@@ -1,11 +1,20 @@
-"""Who may see what: one small helper per object kind, answering 404 for what is not yours."""
+"""Who may see what: one small helper per object kind, answering 404 for what is not yours.
+
+Admins (staff) see everything. A client sees only the accounts they own, the restorable
+backups of those accounts, and the queue items they asked for on them.
+"""
 
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+
+User = AbstractBaseUser | AnonymousUser
 
 
 def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -19,3 +28,56 @@ def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
         return view(request, *args, **kwargs)
 
     return wrapper
+
+
+def is_htmx(request: HttpRequest) -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def is_staff(user: Any) -> bool:
+    return bool(user.is_authenticated and user.is_staff)
+
+
+def visible_accounts(user: Any) -> QuerySet[Any]:
+    from jobs.models import Account
+
+    if is_staff(user):
+        return Account.objects.all()
+    if not user.is_authenticated:
+        return Account.objects.none()
+    return Account.objects.filter(owner=user)
+
+
+def visible_snapshots(user: Any) -> QuerySet[Any]:
+    from destinations.models import Snapshot
+
+    snapshots = Snapshot.objects.select_related("destination", "account")
+    if is_staff(user):
+        return snapshots
+    if not user.is_authenticated:
+        return snapshots.none()
+    return snapshots.filter(
+        account__owner=user, state=Snapshot.State.COMPLETE, flags=[], destination__disabled=False
+    )
+
+
+def visible_queue_items(user: Any) -> QuerySet[Any]:
+    from jobs.models import QueueItem
+
+    if is_staff(user):
+        return QueueItem.objects.all()
+    if not user.is_authenticated:
+        return QueueItem.objects.none()
+    return QueueItem.objects.filter(requested_by=user, account__owner=user)
+
+
+def get_account(user: Any, pk: Any) -> Any:
+    return get_object_or_404(visible_accounts(user), pk=pk)
+
+
+def get_snapshot(user: Any, pk: Any) -> Any:
+    return get_object_or_404(visible_snapshots(user), pk=pk)
+
+
+def get_queue_item(user: Any, pk: Any) -> Any:
+    return get_object_or_404(visible_queue_items(user), pk=pk)

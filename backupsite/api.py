@@ -14,7 +14,7 @@ class ModelCleanSerializer(serializers.ModelSerializer):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         attrs = super().validate(attrs)
-        model = self.Meta.model
+        model: Any = self.Meta.model
         concrete = {field.name for field in model._meta.concrete_fields}
         candidate = copy.copy(self.instance) if self.instance is not None else model()
         for name, value in attrs.items():

@@ -1,8 +1,13 @@
 from rest_framework.routers import DefaultRouter
 
 from destinations.api import DestinationViewSet
+from jobs.api import AccountViewSet, BackupJobViewSet, QueueItemViewSet, SnapshotViewSet
 
 router = DefaultRouter()
 router.register("destinations", DestinationViewSet, basename="destination")
+router.register("accounts", AccountViewSet, basename="account")
+router.register("jobs", BackupJobViewSet, basename="job")
+router.register("queue", QueueItemViewSet, basename="queue")
+router.register("snapshots", SnapshotViewSet, basename="snapshot")
 
 urlpatterns = router.urls

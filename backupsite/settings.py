@@ -77,26 +77,30 @@ TEMPLATES = [
     },
 ]
 
+# WAL lets the web read while a worker writes; IMMEDIATE takes the write lock at BEGIN so two
+# writers queue on the busy timeout instead of failing with "database is locked" on upgrade.
+_SQLITE_OPTIONS = {
+    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    "transaction_mode": "IMMEDIATE",
+    "timeout": env_int("BACKUPSITE_SQLITE_TIMEOUT", 30, minimum=1),
+}
 _database_url = env_str("DATABASE_URL")
 if _database_url:
     try:
         _db = dj_database_url.parse(_database_url, conn_max_age=60, conn_health_checks=True)
     except ValueError as exc:
         raise ImproperlyConfigured(f"DATABASE_URL is not a database URL: {exc}") from None
+    if _db["ENGINE"] == "django.db.backends.sqlite3":
+        _db["OPTIONS"] = {**_SQLITE_OPTIONS, **_db.get("OPTIONS", {})}
+        _db["CONN_MAX_AGE"] = 0
     DATABASES = {"default": _db}
 else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": DATA_DIR / "backupsite.sqlite3",
-            "OPTIONS": {
-                # WAL lets the web read while a worker writes; IMMEDIATE takes the write lock
-                # at BEGIN so two writers queue on the busy timeout instead of deadlocking.
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-                "transaction_mode": "IMMEDIATE",
-                "timeout": env_int("BACKUPSITE_SQLITE_TIMEOUT", 30, minimum=1),
-            },
-            "TEST": {"NAME": DATA_DIR / "test.sqlite3"},
+            "NAME": str(DATA_DIR / "backupsite.sqlite3"),
+            "OPTIONS": _SQLITE_OPTIONS,
+            "TEST": {"NAME": str(DATA_DIR / "test.sqlite3")},
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -190,3 +194,17 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIN
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
+
+# The MySQL/MariaDB server that holds the accounts' databases: dumps and restores.
+MYSQL_URL = env_str("BACKUPSITE_MYSQL_URL", "mysql://root@localhost/")
+# How long prepared downloads stay available.
+DOWNLOAD_TTL_HOURS = env_int("BACKUPSITE_DOWNLOAD_TTL_HOURS", 24, minimum=1, maximum=24 * 30)
+# Where workers spool pack files while uploading (at most about two packs at a time).
+TEMP_DIR = DATA_DIR / "tmp"
+
+CELERY_BEAT_SCHEDULE = {
+    "reap-stale-queue-items": {"task": "jobs.tasks.reap_stale", "schedule": 60.0},
+    "redispatch-lost-queue-items": {"task": "jobs.tasks.redispatch_lost", "schedule": 300.0},
+    "expire-downloads": {"task": "jobs.tasks.expire_downloads", "schedule": 900.0},
+    "collect-listing-garbage": {"task": "jobs.tasks.collect_listing_garbage", "schedule": 86400.0},
+}

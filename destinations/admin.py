@@ -14,7 +14,24 @@ class DestinationAdminForm(forms.ModelForm):
 
     class Meta:
         model = Destination
-        fields = "__all__"
+        fields = [
+            "name",
+            "engine",
+            "directory",
+            "host",
+            "port",
+            "username",
+            "password",
+            "timeout",
+            "retries",
+            "concurrency",
+            "ssl",
+            "passive",
+            "tls_fingerprint",
+            "reindex_schedule",
+            "read_only",
+            "disabled",
+        ]
 
 
 @admin.register(Destination)

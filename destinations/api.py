@@ -1,7 +1,8 @@
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import permissions, serializers, viewsets
+from rest_framework import permissions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -106,5 +107,19 @@ class DestinationViewSet(viewsets.ModelViewSet):
     def validate(self, request: Request, pk: str | None = None) -> Response:
         """Run the checks now (not queued, one attempt per step) against the saved settings."""
         destination = self.get_object()
-        report = validate.run(destination.ftp_settings())
+        report = validate.run(destination.ftp_settings(), read_only=destination.read_only)
         return Response(report.as_dict())
+
+    @extend_schema(request=None, responses={202: OpenApiTypes.OBJECT})
+    @action(detail=True, methods=["post"])
+    def reindex(self, request: Request, pk: str | None = None) -> Response:
+        """Queue a reindex of this destination (or answer the one already queued); answers the queue item."""
+        from jobs.api import QueueItemSerializer
+
+        from . import reindex
+
+        destination = self.get_object()
+        if destination.disabled:
+            return Response({"detail": "This destination is disabled."}, status=status.HTTP_409_CONFLICT)
+        item = reindex.queue_reindex(destination, requested_by=request.user)
+        return Response(QueueItemSerializer(item).data, status=status.HTTP_202_ACCEPTED)

@@ -496,7 +496,7 @@ class _DataChannel:
         if self.writer is not None:
             # The reply settled the transfer: waiting for the server's TLS goodbye would only
             # cost time (or the whole timeout, with servers that wait for our FIN instead).
-            self.writer.transport.abort()
+            _abort_transport(self.writer)
         return text
 
     def abort(self) -> None:
@@ -507,7 +507,15 @@ class _DataChannel:
             sock = self.writer.get_extra_info("socket")
             if sock is not None:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        self.writer.transport.abort()
+        _abort_transport(self.writer)
+
+
+def _abort_transport(writer: asyncio.StreamWriter) -> None:
+    """Drop a data connection now. A transport that already finished closing by itself (an
+    upload whose last bytes drained after close()) has let go of its event loop, and
+    CPython's abort() then fails with AttributeError: there is nothing left to drop."""
+    with contextlib.suppress(AttributeError, RuntimeError):
+        writer.transport.abort()
 
 
 class _Control(aioftp.Client):

@@ -9,4 +9,6 @@ urlpatterns = [
     path("validate/", views.destination_validate, name="validate"),
     path("<int:pk>/", views.destination_edit, name="edit"),
     path("<int:pk>/delete/", views.destination_delete, name="delete"),
+    path("<int:pk>/reindex/", views.destination_reindex, name="reindex"),
+    path("<int:pk>/status/", views.destination_status, name="status"),
 ]

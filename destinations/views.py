@@ -3,11 +3,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from backupsite.access import staff_required
+from backupsite.access import is_htmx, staff_required
 
-from . import validate
+from . import reindex, validate
 from .forms import DestinationForm
-from .models import Destination
+from .models import Destination, Snapshot
 
 
 @staff_required
@@ -43,7 +43,42 @@ def destination_edit(request: HttpRequest, pk: int) -> HttpResponse:
         destination = form.save()
         _saved_message(request, destination, "saved")
         return redirect("destinations:edit", pk=destination.pk)
-    return render(request, "destinations/form.html", {"form": form, "destination": destination})
+    context = {"form": form, "destination": destination, **_status_context(destination)}
+    return render(request, "destinations/form.html", context)
+
+
+def _status_context(destination: Destination) -> dict[str, object]:
+    from jobs.models import QueueItem
+
+    item = (
+        QueueItem.objects.filter(kind=QueueItem.Kind.REINDEX, destination=destination)
+        .order_by("-created")
+        .first()
+    )
+    snapshots = Snapshot.objects.filter(destination=destination).order_by("account_name", "-created")
+    return {"reindex_item": item, "snapshots": snapshots[:500], "snapshot_count": snapshots.count()}
+
+
+@staff_required
+def destination_status(request: HttpRequest, pk: int) -> HttpResponse:
+    """The reindex progress and the backups found (htmx partial, polled while a reindex runs)."""
+    destination = get_object_or_404(Destination, pk=pk)
+    return render(
+        request, "destinations/_status.html", {"destination": destination, **_status_context(destination)}
+    )
+
+
+@staff_required
+@require_POST
+def destination_reindex(request: HttpRequest, pk: int) -> HttpResponse:
+    destination = get_object_or_404(Destination, pk=pk)
+    if destination.disabled:
+        messages.error(request, "This destination is disabled.")
+    else:
+        reindex.queue_reindex(destination, requested_by=request.user)
+    if is_htmx(request):
+        return destination_status(request, pk)
+    return redirect("destinations:edit", pk=pk)
 
 
 @staff_required
@@ -70,5 +105,5 @@ def destination_validate(request: HttpRequest) -> HttpResponse:
         context = {"form_errors": form.errors}
         return render(request, "destinations/_validate.html", context)
     candidate = form.save(commit=False)
-    report = validate.run(candidate.ftp_settings())
+    report = validate.run(candidate.ftp_settings(), read_only=candidate.read_only)
     return render(request, "destinations/_validate.html", {"report": report})

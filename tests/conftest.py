@@ -1,6 +1,14 @@
-import os
-import tempfile
+import pytest
 
-# Tests never write into the developer's ./data: give them their own data folder unless the
-# caller chose one (the Makefile does).
-os.environ.setdefault("BACKUPSITE_DATA_DIR", tempfile.mkdtemp(prefix="backupsite-test-"))
+pytest_plugins = ["tests.fixtures_ftp", "tests.fixtures_browser"]
+
+
+@pytest.fixture(autouse=True)
+def _test_settings(settings):
+    # Tests don't run collectstatic; serve static files from the finders.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    # Password hashing is deliberately slow; tests create many users.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

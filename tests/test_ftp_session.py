@@ -134,3 +134,36 @@ def test_waiting_too_long_for_a_slot_says_the_destination_is_busy(
         with session.connection() as conn:
             assert conn.lease is not None
     assert server.state.connections == 1
+
+
+def test_dropping_a_data_connection_that_already_closed_itself_is_harmless():
+    """GIVEN an upload's data connection closed while bytes were still buffered, whose last
+    bytes then drained (the transport finished closing by itself)
+    WHEN the client drops it after the server's final reply
+    THEN nothing fails (CPython's abort() on such a transport raised AttributeError)."""
+    import asyncio
+
+    from destinations.ftp import _abort_transport
+
+    async def scenario():
+        received = asyncio.Event()
+
+        async def slow_reader(reader, writer):
+            await asyncio.sleep(0.2)  # let the client's buffer fill before it closes
+            while await reader.read(1 << 20):
+                pass
+            received.set()
+            writer.close()
+
+        server = await asyncio.start_server(slow_reader, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"x" * (32 << 20))
+        writer.close()
+        await asyncio.wait_for(received.wait(), 10)
+        await writer.wait_closed()
+        _abort_transport(writer)
+        server.close()
+        await server.wait_closed()
+
+    asyncio.run(scenario())

@@ -65,13 +65,33 @@ class Command(BaseCommand):
             )
             start(
                 "worker",
-                [celery, "-A", "backupsite", "worker", "--loglevel", "INFO", "--concurrency", str(options["workers"])],
+                [
+                    celery,
+                    "-A",
+                    "backupsite",
+                    "worker",
+                    "--loglevel",
+                    "INFO",
+                    "--concurrency",
+                    str(options["workers"]),
+                ],
             )
             start(
                 "beat",
-                [celery, "-A", "backupsite", "beat", "--loglevel", "INFO", "--schedule", str(settings.DATA_DIR / "celerybeat-schedule")],
+                [
+                    celery,
+                    "-A",
+                    "backupsite",
+                    "beat",
+                    "--loglevel",
+                    "INFO",
+                    "--schedule",
+                    str(settings.DATA_DIR / "celerybeat-schedule"),
+                ],
             )
-            self.stdout.write(self.style.SUCCESS(f"Backupsite is running on http://{options['bind']}/ (Ctrl-C stops it)"))
+            self.stdout.write(
+                self.style.SUCCESS(f"Backupsite is running on http://{options['bind']}/ (Ctrl-C stops it)")
+            )
             while not stopping:
                 for name, proc in children:
                     if proc.poll() is not None:

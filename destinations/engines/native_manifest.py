@@ -1,0 +1,412 @@
+"""The native manifest: dataclasses, encoding and strict decoding.
+
+A manifest is one zstd frame (with content checksum) holding JSON Lines: a header object,
+then one object per entry. Decoding validates every field: a manifest comes from a remote
+server and is untrusted data. Path *safety* (absolute paths, '..') is checked where paths are
+used (materialise), so a hostile entry can be reported and skipped rather than hiding the
+rest of the backup.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import zstandard
+
+from .native_common import (
+    ACCOUNT_RE,
+    BACKUP_ID_RE,
+    DB_DIR,
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    MAX_CHUNK_RAW,
+    PACK_RE,
+    PACKS_DIR,
+    ManifestCorrupt,
+    display_path,
+    manifest_name,
+)
+
+EntryType = Literal["f", "d", "l"]
+Codec = Literal["zstd", "raw"]
+MAX_MANIFEST_BYTES = 2 * 1024 * 1024 * 1024  # decompressed; ~10 M entries
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkRef:
+    """`length` raw bytes of a file, stored as `stored` bytes at `offset` of `pack`."""
+
+    pack: str
+    offset: int
+    stored: int
+    codec: Codec
+    length: int
+
+
+@dataclass(slots=True)
+class Entry:
+    path: bytes  # relative, '/'-separated, raw bytes as on disk
+    type: EntryType
+    mode: int  # permission bits (S_IMODE)
+    mtime_ns: int
+    size: int = 0
+    sha256: str = ""
+    link: bytes | None = None
+    chunks: tuple[ChunkRef, ...] = ()
+
+    @property
+    def display(self) -> str:
+        return display_path(self.path)
+
+    def same_metadata(self, other: Entry) -> bool:
+        """The incremental rule: unchanged when type, size, mtime, mode and link target match."""
+        return (
+            self.type == other.type
+            and self.size == other.size
+            and self.mtime_ns == other.mtime_ns
+            and self.mode == other.mode
+            and self.link == other.link
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PackInfo:
+    name: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseInfo:
+    name: str
+    object: str  # path of the dump, relative to the backup folder: db/<name>-<gen>.sql.zst
+    size: int  # bytes of SQL
+    stored: int  # bytes of the zstd object
+    sha256: str  # of the SQL (what a restore gets back)
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    kind: str  # homedir | databases | email_accounts
+    name: str
+    size: int
+
+
+@dataclass
+class Manifest:
+    account: str
+    backup_id: str
+    generation: int
+    type: str  # full | incremental
+    job_uuid: str
+    job_name: str
+    created: datetime
+    hostname: str
+    packs: list[PackInfo] = field(default_factory=list)
+    databases: list[DatabaseInfo] = field(default_factory=list)
+    parts: list[Part] = field(default_factory=list)
+    totals: dict[str, int] = field(default_factory=dict)
+    entries: list[Entry] = field(default_factory=list)
+    chunk_size: int = 0
+    stored_size: int = 0  # bytes of the manifest object itself, when read back
+
+    @property
+    def name(self) -> str:
+        return manifest_name(self.generation)
+
+    @property
+    def path(self) -> str:
+        return f"{self.account}/{self.backup_id}"
+
+    def referenced_objects(self) -> set[str]:
+        """Every object this generation needs, relative to the backup folder."""
+        objects = {self.name}
+        objects.update(f"{PACKS_DIR}/{pack.name}" for pack in self.packs)
+        objects.update(db.object for db in self.databases)
+        return objects
+
+    def entry_map(self) -> dict[bytes, Entry]:
+        return {entry.path: entry for entry in self.entries}
+
+    def header(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT_NAME,
+            "version": FORMAT_VERSION,
+            "account": self.account,
+            "backup_id": self.backup_id,
+            "generation": self.generation,
+            "type": self.type,
+            "job": {"uuid": self.job_uuid, "name": self.job_name},
+            "created": self.created.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            "hostname": self.hostname,
+            "chunk_size": self.chunk_size,
+            "entries": len(self.entries),
+            "packs": [{"name": p.name, "size": p.size, "sha256": p.sha256} for p in self.packs],
+            "databases": [
+                {"name": d.name, "object": d.object, "size": d.size, "stored": d.stored, "sha256": d.sha256}
+                for d in self.databases
+            ],
+            "parts": [{"kind": p.kind, "name": p.name, "size": p.size} for p in self.parts],
+            "totals": dict(self.totals),
+        }
+
+
+# --- encoding -------------------------------------------------------------------------------
+
+
+def _path_field(key: str, raw: bytes, out: dict[str, Any]) -> None:
+    try:
+        out[key] = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        out[key + "b"] = base64.b64encode(raw).decode("ascii")
+
+
+def entry_to_json(entry: Entry) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    _path_field("p", entry.path, out)
+    out["t"] = entry.type
+    out["m"] = entry.mode
+    out["mt"] = entry.mtime_ns
+    if entry.type == "f":
+        out["s"] = entry.size
+        out["h"] = entry.sha256
+        out["k"] = [[c.pack, c.offset, c.stored, c.codec, c.length] for c in entry.chunks]
+    elif entry.type == "l" and entry.link is not None:
+        _path_field("l", entry.link, out)
+    return out
+
+
+def encode_manifest(manifest: Manifest) -> bytes:
+    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
+    lines = [dumps(manifest.header())]
+    lines.extend(dumps(entry_to_json(entry)) for entry in manifest.entries)
+    lines.append("")
+    text = "\n".join(lines).encode("utf-8")
+    compressor = zstandard.ZstdCompressor(level=3, write_checksum=True, write_content_size=True)
+    return compressor.compress(text)
+
+
+# --- decoding -------------------------------------------------------------------------------
+
+
+class _Bad(Exception):
+    pass
+
+
+def _int(obj: dict[str, Any], key: str, *, minimum: int = 0) -> int:
+    value = obj.get(key)
+    if type(value) is not int or value < minimum:
+        raise _Bad(f"{key!r} must be an integer >= {minimum}")
+    return value
+
+
+def _str(obj: dict[str, Any], key: str) -> str:
+    value = obj.get(key)
+    if not isinstance(value, str):
+        raise _Bad(f"{key!r} must be a string")
+    return value
+
+
+def _sha(value: object, what: str) -> str:
+    if not isinstance(value, str) or len(value) != 64 or value.strip("0123456789abcdef"):
+        raise _Bad(f"{what} must be a lowercase sha256 hex digest")
+    return value
+
+
+def _raw_path(obj: dict[str, Any], key: str) -> bytes | None:
+    if key in obj:
+        value = obj[key]
+        if not isinstance(value, str):
+            raise _Bad(f"{key!r} must be a string")
+        return value.encode("utf-8", "surrogatepass")
+    if key + "b" in obj:
+        value = obj[key + "b"]
+        if not isinstance(value, str):
+            raise _Bad(f"{key + 'b'!r} must be a base64 string")
+        try:
+            return base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise _Bad(f"{key + 'b'!r} is not valid base64") from exc
+    return None
+
+
+def _parse_created(value: object) -> datetime:
+    if not isinstance(value, str):
+        raise _Bad("'created' must be an ISO 8601 string")
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise _Bad("'created' is not ISO 8601") from exc
+    if moment.tzinfo is None:
+        raise _Bad("'created' has no time zone")
+    return moment.astimezone(UTC)
+
+
+def _decode_header(head: dict[str, Any]) -> Manifest:
+    if head.get("format") != FORMAT_NAME:
+        raise _Bad(f"not a {FORMAT_NAME} manifest")
+    if head.get("version") != FORMAT_VERSION:
+        raise _Bad(f"unsupported format version {head.get('version')!r}")
+    account = _str(head, "account")
+    backup_id = _str(head, "backup_id")
+    if not ACCOUNT_RE.match(account) or not BACKUP_ID_RE.match(backup_id):
+        raise _Bad("invalid account or backup_id")
+    kind = _str(head, "type")
+    if kind not in ("full", "incremental"):
+        raise _Bad("'type' must be full or incremental")
+    job = head.get("job")
+    if not isinstance(job, dict):
+        raise _Bad("'job' must be an object")
+    packs = []
+    seen: set[str] = set()
+    for item in head.get("packs") or []:
+        if not isinstance(item, dict):
+            raise _Bad("pack entries must be objects")
+        name = _str(item, "name")
+        if not PACK_RE.match(name) or name in seen:
+            raise _Bad(f"invalid or repeated pack name {name!r}")
+        seen.add(name)
+        packs.append(PackInfo(name, _int(item, "size"), _sha(item.get("sha256"), "pack sha256")))
+    databases = []
+    for item in head.get("databases") or []:
+        if not isinstance(item, dict):
+            raise _Bad("database entries must be objects")
+        obj = _str(item, "object")
+        if not obj.startswith(f"{DB_DIR}/") or "/" in obj[len(DB_DIR) + 1 :] or obj.endswith(("/.", "/..")):
+            raise _Bad(f"invalid database object {obj!r}")
+        databases.append(
+            DatabaseInfo(
+                _str(item, "name"),
+                obj,
+                _int(item, "size"),
+                _int(item, "stored"),
+                _sha(item.get("sha256"), "database sha256"),
+            )
+        )
+    parts = []
+    for item in head.get("parts") or []:
+        if not isinstance(item, dict):
+            raise _Bad("part entries must be objects")
+        parts.append(Part(_str(item, "kind"), _str(item, "name"), _int(item, "size")))
+    totals = head.get("totals") or {}
+    if not isinstance(totals, dict) or not all(type(v) is int for v in totals.values()):
+        raise _Bad("'totals' must map names to integers")
+    return Manifest(
+        account=account,
+        backup_id=backup_id,
+        generation=_int(head, "generation", minimum=1),
+        type=kind,
+        job_uuid=str(job.get("uuid", "")),
+        job_name=str(job.get("name", "")),
+        created=_parse_created(head.get("created")),
+        hostname=str(head.get("hostname", "")),
+        packs=packs,
+        databases=databases,
+        parts=parts,
+        totals=dict(totals),
+        chunk_size=int(head.get("chunk_size") or 0),
+    )
+
+
+def _decode_entry(obj: dict[str, Any], packs: dict[str, PackInfo]) -> Entry:
+    path = _raw_path(obj, "p")
+    if path is None:
+        raise _Bad("entry without a path")
+    kind = obj.get("t")
+    if kind not in ("f", "d", "l"):
+        raise _Bad(f"unknown entry type {kind!r}")
+    entry = Entry(path=path, type=kind, mode=_int(obj, "m"), mtime_ns=_int(obj, "mt", minimum=-(2**63)))
+    if entry.mode > 0o7777:
+        raise _Bad("mode has bits beyond 0o7777")
+    if kind == "l":
+        entry.link = _raw_path(obj, "l")
+        if not entry.link:
+            raise _Bad("symlink without a target")
+    elif kind == "f":
+        entry.size = _int(obj, "s")
+        entry.sha256 = _sha(obj.get("h"), "file sha256")
+        chunks = obj.get("k")
+        if not isinstance(chunks, list):
+            raise _Bad("'k' must be a list")
+        refs = []
+        total = 0
+        for ref in chunks:
+            if not isinstance(ref, list) or len(ref) != 5:
+                raise _Bad("a chunk reference must be [pack, offset, stored, codec, length]")
+            name, offset, stored, codec, length = ref
+            pack = packs.get(name) if isinstance(name, str) else None
+            if pack is None:
+                raise _Bad(f"chunk in a pack the header does not list: {name!r}")
+            if not all(type(v) is int and v >= 0 for v in (offset, stored, length)):
+                raise _Bad("chunk offset, stored and length must be integers >= 0")
+            if offset + stored > pack.size:
+                raise _Bad(f"chunk beyond the end of {name}")
+            if (
+                codec not in ("zstd", "raw")
+                or length > MAX_CHUNK_RAW
+                or (codec == "raw" and stored != length)
+            ):
+                raise _Bad("invalid chunk codec or length")
+            refs.append(ChunkRef(name, offset, stored, codec, length))
+            total += length
+        if total != entry.size:
+            raise _Bad("chunk lengths do not add up to the file size")
+        entry.chunks = tuple(refs)
+    return entry
+
+
+def decode_manifest(
+    data: bytes,
+    *,
+    account: str | None = None,
+    backup_id: str | None = None,
+    generation: int | None = None,
+    keep_entries: bool = True,
+) -> Manifest:
+    """Decode and validate a manifest object; raises ManifestCorrupt.
+
+    The given account / backup_id / generation must match the header (a manifest copied into
+    another folder is refused: a backup must never be restored into another account).
+    """
+    try:
+        text = zstandard.ZstdDecompressor().decompress(data, max_output_size=MAX_MANIFEST_BYTES)
+    except zstandard.ZstdError as exc:
+        raise ManifestCorrupt(f"the manifest does not decompress ({exc}): incomplete or damaged") from exc
+    lines = text.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    else:
+        raise ManifestCorrupt("the manifest does not end with a newline: incomplete")
+    try:
+        head = json.loads(lines[0])
+        if not isinstance(head, dict):
+            raise _Bad("the header is not an object")
+        manifest = _decode_header(head)
+        if account is not None and manifest.account != account:
+            raise _Bad(f"it belongs to account {manifest.account!r}, not {account!r}")
+        if backup_id is not None and manifest.backup_id != backup_id:
+            raise _Bad(f"it belongs to backup {manifest.backup_id!r}, not {backup_id!r}")
+        if generation is not None and manifest.generation != generation:
+            raise _Bad(f"its generation is {manifest.generation}, its name says {generation}")
+        if head.get("entries") != len(lines) - 1:
+            raise _Bad("the entry count does not match the header")
+        packs = {pack.name: pack for pack in manifest.packs}
+        for number, line in enumerate(lines[1:], start=2):
+            try:
+                obj = json.loads(line)
+                if not isinstance(obj, dict):
+                    raise _Bad("not an object")
+                entry = _decode_entry(obj, packs)
+            except (_Bad, ValueError) as exc:
+                raise _Bad(f"line {number}: {exc}") from exc
+            if keep_entries:
+                manifest.entries.append(entry)
+    except (_Bad, ValueError, IndexError) as exc:
+        raise ManifestCorrupt(f"invalid manifest: {exc}") from exc
+    manifest.stored_size = len(data)
+    return manifest

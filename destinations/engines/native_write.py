@@ -1,0 +1,1025 @@
+"""Writing a native backup: a full backup (generation 1) or an incremental push onto a slot.
+
+Pipeline (all plain threads; zstandard and hashlib release the GIL):
+- the calling thread walks the files to store in scan order and opens each with O_NOFOLLOW
+  through O_NOFOLLOW folder descriptors. Files under 1 MiB are read with one read() and go to
+  the workers in batches of ~1 MiB (sha256 + compression there); bigger files are read in
+  1 MiB blocks into reused 8 MiB chunk buffers, hashed here in order, and their chunks
+  compressed by the workers;
+- results are taken back in submission order and copied into the current pack buffer;
+- a full pack is handed to an upload thread that borrows one of the session's connections,
+  hashes the pack, uploads it with `upload_file` (the seam retries and resumes) and verifies
+  its size. Pack buffers are reused: MAX_PARALLEL_UPLOADS upload while the next one fills.
+Only the calling thread talks to the ProgressSink.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import contextlib
+import errno
+import hashlib
+import io
+import os
+import queue
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, TypeAlias
+
+import zstandard
+
+from destinations.ftp import ConnectFailed, FtpError, FtpTimeout, RemoteStore, TransientError
+
+from .native_common import (
+    BLOCK_SIZE,
+    CHUNK_SIZE,
+    DB_DIR,
+    DUMP_RE,
+    FORMAT_FILE,
+    MANIFEST_RE,
+    MANIFEST_TMP_RE,
+    MAX_PARALLEL_UPLOADS,
+    MIN_SAVING,
+    PACK_RE,
+    PACK_SIZE,
+    PACKS_DIR,
+    RECLAIM_LIVE_RATIO,
+    SMALL_PACK_RATIO,
+    SMALL_PACKS_LIMIT,
+    ZSTD_LEVEL,
+    BackupAborted,
+    DumpFailed,
+    DumpSource,
+    ManifestCorrupt,
+    ManifestMissing,
+    ProgressSink,
+    Session,
+    SlotConflict,
+    UploadNotVerified,
+    backup_path,
+    borrow,
+    connection_slots,
+    display_path,
+    dump_object,
+    iter_blocks,
+    pack_name,
+)
+from .native_format import FORMAT_TEXT
+from .native_manifest import ChunkRef, Codec, DatabaseInfo, Entry, Manifest, PackInfo, Part, encode_manifest
+from .native_read import read_manifest
+from .native_scan import SourceReader, SourceTree, scan_source
+
+UPLOAD_ATTEMPTS = 3
+DUMP_ATTEMPTS = 3
+BATCH_BYTES = 1024 * 1024  # small files are handed to the workers in batches of about this size
+BATCH_FILES = 256
+INFLIGHT_BYTES = 16 * 1024 * 1024  # raw bytes read but not yet packed
+PROBE_MIN = 256 * 1024  # chunks above this get a cheap compressibility probe first
+PROBE_SAMPLE = 64 * 1024
+STREAM_MIN = 1024 * 1024  # chunks above this are compressed with the streaming API
+SMALL_FILE = 1024 * 1024  # files under this are read in one call and handled in batches
+READ_BUFFERS = 3  # chunk-sized read buffers for bigger files (one reading, two compressing)
+MAX_SKIPPED_LOG_LINES = 200
+RETRYABLE = (TransientError, FtpTimeout, ConnectFailed, UploadNotVerified)
+
+# Formats that are already compressed: stored as is without trying zstd.
+INCOMPRESSIBLE_SUFFIXES = frozenset(
+    b".7z .aac .apk .avi .avif .br .bz2 .docx .epub .flac .flv .gif .gz .heic .jar .jpeg .jpg "
+    b".lz .lz4 .lzma .m4a .m4v .mkv .mov .mp3 .mp4 .mpg .odp .ods .odt .ogg .opus .png .pptx .rar "
+    b".tbz .tbz2 .tgz .txz .webm .webp .whl .wmv .woff .woff2 .xlsx .xz .zip .zst .tzst".split()
+)
+
+BackupType = Literal["full", "incremental"]
+Buffer: TypeAlias = bytes | bytearray | memoryview
+
+
+def _suffix(path: bytes) -> bytes:
+    name = path.rpartition(b"/")[2]
+    dot = name.rfind(b".")
+    return name[dot:].lower() if dot > 0 else b""
+
+
+# --- progress -------------------------------------------------------------------------------
+
+
+class _Reporter:
+    def __init__(self, sink: ProgressSink) -> None:
+        self.sink = sink
+        self.bytes_done = 0
+        self.bytes_total = 0
+        self.files_done = 0
+        self.files_total = 0
+        self._last_tick = 0.0
+        self._last_abort = time.monotonic()
+        self.skipped_logged = 0
+
+    def tick(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._last_tick >= 0.25:
+            self._last_tick = now
+            self.sink.progress(
+                bytes_done=self.bytes_done,
+                bytes_total=max(self.bytes_total, self.bytes_done),
+                files_done=self.files_done,
+                files_total=max(self.files_total, self.files_done),
+            )
+
+    def check_abort(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._last_abort >= 0.5:
+            self._last_abort = now
+            if self.sink.abort_requested():
+                raise BackupAborted("the backup was aborted on request; nothing was committed")
+
+    def log(self, message: str, level: str = "info") -> None:
+        self.sink.log(message, level=level)
+
+    def skipped(self, path: bytes, reason: str) -> None:
+        self.skipped_logged += 1
+        if self.skipped_logged <= MAX_SKIPPED_LOG_LINES:
+            self.log(f"skipped {display_path(path)}: {reason}", "warning")
+        elif self.skipped_logged == MAX_SKIPPED_LOG_LINES + 1:
+            self.log("more files skipped; not listing them all", "warning")
+
+
+# --- compression (worker threads) -------------------------------------------------------------
+
+_local = threading.local()
+
+
+def _compressors() -> tuple[zstandard.ZstdCompressor, zstandard.ZstdCompressor]:
+    pair = getattr(_local, "pair", None)
+    if pair is None:
+        pair = (
+            zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True),
+            zstandard.ZstdCompressor(level=1),
+        )
+        _local.pair = pair
+    return pair
+
+
+def encode_chunk(data: bytes | bytearray | memoryview, compress: bool) -> tuple[list[Buffer], Codec]:
+    """zstd frame (as pieces), or the raw bytes when zstd would save less than MIN_SAVING."""
+    size = len(data)
+    view = memoryview(data)
+    if not compress or size < 64:
+        return [view], "raw"
+    main, probe = _compressors()
+    if size > PROBE_MIN:
+        middle = size // 2
+        sample = bytes(view[:PROBE_SAMPLE]) + bytes(view[middle : middle + PROBE_SAMPLE])
+        if len(probe.compress(sample)) > len(sample) * (1 - MIN_SAVING):
+            return [view], "raw"
+    if size <= STREAM_MIN:
+        out = main.compress(view)
+        if len(out) > size * (1 - MIN_SAVING):
+            return [view], "raw"
+        # compress() keeps the compressBound-sized allocation behind its result.
+        return [bytes(memoryview(out))], "zstd"
+    # Big inputs: the streaming API never allocates a bound-sized (8 MiB) buffer.
+    stream = main.compressobj(size=size)
+    pieces: list[Buffer] = [stream.compress(view), stream.flush()]
+    if sum(len(piece) for piece in pieces) > size * (1 - MIN_SAVING):
+        return [view], "raw"
+    return pieces, "zstd"
+
+
+@dataclass(slots=True)
+class _Encoded:
+    pieces: list[Buffer]
+    codec: Codec
+    length: int
+    sha256: str = ""
+
+    @property
+    def stored(self) -> int:
+        return sum(len(piece) for piece in self.pieces)
+
+
+def _encode_batch(items: list[tuple[bytes, bool]]) -> list[_Encoded]:
+    out = []
+    for data, compress in items:
+        digest = hashlib.sha256(data).hexdigest()
+        pieces, codec = encode_chunk(data, compress) if data else ([], "raw")
+        out.append(_Encoded(pieces, codec, len(data), digest))
+    return out
+
+
+def _encode_one(data: memoryview, compress: bool) -> list[_Encoded]:
+    pieces, codec = encode_chunk(data, compress)
+    return [_Encoded(pieces, codec, len(data))]
+
+
+# --- packs ----------------------------------------------------------------------------------
+
+
+class PartsReader(io.RawIOBase):
+    """A seekable binary reader over one buffer, without copying it (a pack in memory)."""
+
+    def __init__(self, data: Buffer) -> None:
+        super().__init__()
+        self._view = memoryview(data).cast("B")
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self._view)}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        target = memoryview(buffer).cast("B")
+        part = self._view[self._pos : self._pos + len(target)]
+        target[: len(part)] = part
+        self._pos += len(part)
+        return len(part)
+
+    def read(self, size: int | None = -1) -> bytes:
+        end = len(self._view) if size is None or size < 0 else self._pos + size
+        data = bytes(self._view[self._pos : end])
+        self._pos += len(data)
+        return data
+
+
+def _retry_pause(attempt: int) -> None:
+    time.sleep(min(2.0**attempt, 20.0) * (0.5 + random.random()))
+
+
+def upload_verified(conn: RemoteStore, path: str, source: io.RawIOBase | io.BytesIO, size: int) -> None:
+    conn.upload_file(path, source)  # type: ignore[arg-type]
+    got = conn.size(path)
+    if got != size:
+        raise UploadNotVerified(f"{path}: the server holds {got} bytes, {size} were sent")
+
+
+class _Packer:
+    """Copies chunks into the current pack buffer; full packs upload in background threads.
+
+    Pack buffers are allocated once and reused (`slots` uploading + 1 filling): a fixed
+    amount of memory, and no churn of multi-MiB allocations that would fragment the heap.
+    """
+
+    def __init__(self, target: Session | RemoteStore, base: str, generation: int, pack_size: int) -> None:
+        self.target = target
+        self.base = base
+        self.generation = generation
+        self.pack_size = pack_size
+        self.number = 0
+        self.size = 0
+        self.slots = connection_slots(target, MAX_PARALLEL_UPLOADS)
+        self._free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
+        self._allocated = 0
+        self._buffer: bytearray | None = None
+        self._pool = concurrent.futures.ThreadPoolExecutor(self.slots, thread_name_prefix="pack-upload")
+        self._futures: list[concurrent.futures.Future[PackInfo]] = []
+        self.attempted: list[str] = []  # objects this run may have written (for cleanup)
+        self.made_dir = False
+
+    @property
+    def name(self) -> str:
+        return pack_name(self.generation, self.number)
+
+    def _take_buffer(self) -> bytearray:
+        if self._allocated <= self.slots:
+            try:
+                return self._free.get_nowait()
+            except queue.Empty:
+                self._allocated += 1
+                return bytearray(self.pack_size)
+        while True:
+            try:
+                return self._free.get(timeout=0.2)
+            except queue.Empty:
+                self._raise_failed()
+
+    def add(self, pieces: list[Buffer], codec: Codec, length: int) -> ChunkRef:
+        stored = sum(len(piece) for piece in pieces)
+        if self.size and self.size + stored > self.pack_size:
+            self.seal()
+        if self._buffer is None:
+            self._buffer = self._take_buffer()
+        if stored > len(self._buffer):  # a chunk bigger than a pack: a pack of its own
+            self._buffer = bytearray(stored)
+        ref = ChunkRef(self.name, self.size, stored, codec, length)
+        with memoryview(self._buffer) as view:
+            for piece in pieces:
+                view[self.size : self.size + len(piece)] = piece
+                self.size += len(piece)
+        return ref
+
+    def _raise_failed(self) -> None:
+        for future in self._futures:
+            if future.done() and future.exception() is not None:
+                future.result()
+
+    def seal(self) -> None:
+        if not self.size or self._buffer is None:
+            return
+        self._raise_failed()
+        if not self.made_dir:
+            with borrow(self.target) as conn:
+                conn.makedirs(f"{self.base}/{PACKS_DIR}")
+            self.made_dir = True
+        name, buffer, size = self.name, self._buffer, self.size
+        self.attempted.append(f"{PACKS_DIR}/{name}")
+        self._futures.append(self._pool.submit(self._upload, name, buffer, size))
+        self.number += 1
+        self._buffer = None
+        self.size = 0
+
+    def _upload(self, name: str, buffer: bytearray, size: int) -> PackInfo:
+        try:
+            with memoryview(buffer) as whole, whole[:size] as view:
+                digest = hashlib.sha256(view).hexdigest()
+                path = f"{self.base}/{PACKS_DIR}/{name}"
+                for attempt in range(1, UPLOAD_ATTEMPTS + 1):
+                    try:
+                        with borrow(self.target) as conn:
+                            upload_verified(conn, path, PartsReader(view), size)
+                        break
+                    except RETRYABLE:
+                        if attempt == UPLOAD_ATTEMPTS:
+                            raise
+                        _retry_pause(attempt)
+            return PackInfo(name, size, digest)
+        finally:
+            if len(buffer) == self.pack_size:
+                self._free.put(buffer)
+
+    def finish(self) -> dict[str, PackInfo]:
+        self.seal()
+        infos = {}
+        for future in self._futures:
+            info = future.result()
+            infos[info.name] = info
+        self._pool.shutdown()
+        return infos
+
+    def abandon(self) -> None:
+        for future in self._futures:
+            future.cancel()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+# --- reading source files -------------------------------------------------------------------
+
+
+def _read_into(fd: int, view: memoryview) -> int:
+    """Fill `view` from fd in BLOCK_SIZE reads; fewer bytes only at the end of the file."""
+    done = 0
+    while done < len(view):
+        got = os.readv(fd, [view[done : done + BLOCK_SIZE]])
+        if not got:
+            break
+        done += got
+    return done
+
+
+@dataclass(slots=True)
+class _InFlight:
+    future: concurrent.futures.Future[list[_Encoded]]
+    jobs: list[_FileJob]
+    batch: bool
+    last: bool
+    raw: int
+    buffer: bytearray | None = None  # a read buffer to give back once packed
+
+
+@dataclass(slots=True)
+class _FileJob:
+    entry: Entry  # as scanned
+    previous: Entry | None = None  # the stored version: kept when the file cannot be read
+    reclaim: bool = False
+    chunks: list[ChunkRef] = field(default_factory=list)
+    sha256: str = ""
+    size: int = 0
+    mode: int = 0
+    mtime_ns: int = 0
+    compress: bool = True
+
+
+# --- the run --------------------------------------------------------------------------------
+
+
+@dataclass
+class _Plan:
+    entries: list[Entry]  # final order (scan order)
+    reused: dict[bytes, Entry]
+    jobs: list[_FileJob]
+    reclaimed_packs: set[str]
+
+
+def plan_incremental(tree: SourceTree, previous: Manifest | None, pack_size: int) -> _Plan:
+    """Which files keep their stored chunks, which are (re)packed, which old packs are reclaimed.
+
+    Reclaim rule: an old pack whose live bytes fall below RECLAIM_LIVE_RATIO of its size, or,
+    once more than SMALL_PACKS_LIMIT packs are smaller than SMALL_PACK_RATIO of the pack size,
+    all of those, get their live files re-read from the local source (and checked against the
+    recorded sha256) into this generation's packs; the old pack is deleted after the commit.
+    """
+    old = previous.entry_map() if previous else {}
+    reused: dict[bytes, Entry] = {}
+    jobs: list[_FileJob] = []
+    for entry in tree.entries:
+        if entry.type != "f":
+            continue
+        before = old.get(entry.path)
+        if before is not None and before.type == "f" and before.same_metadata(entry):
+            reused[entry.path] = before
+        else:
+            stored = before if before is not None and before.type == "f" else None
+            jobs.append(_FileJob(entry, previous=stored))
+    reclaimed: set[str] = set()
+    if previous is not None and reused:
+        live: collections.Counter[str] = collections.Counter()
+        for entry in reused.values():
+            for chunk in entry.chunks:
+                live[chunk.pack] += chunk.stored
+        small = []
+        for pack in previous.packs:
+            if not live[pack.name]:
+                continue
+            if live[pack.name] < pack.size * RECLAIM_LIVE_RATIO:
+                reclaimed.add(pack.name)
+            elif pack.size < pack_size * SMALL_PACK_RATIO:
+                small.append(pack.name)
+        if len(small) > SMALL_PACKS_LIMIT:
+            reclaimed.update(small)
+    if reclaimed:
+        moved = {path for path, entry in reused.items() if any(c.pack in reclaimed for c in entry.chunks)}
+        for entry in tree.entries:
+            if entry.path in moved:
+                jobs.append(_FileJob(entry, previous=reused.pop(entry.path), reclaim=True))
+        order = {entry.path: index for index, entry in enumerate(tree.entries)}
+        jobs.sort(key=lambda job: order[job.entry.path])
+    return _Plan(tree.entries, reused, jobs, reclaimed)
+
+
+class _Run:
+    def __init__(
+        self,
+        target: Session | RemoteStore,
+        base: str,
+        generation: int,
+        reporter: _Reporter,
+        *,
+        compression: bool,
+        pack_size: int,
+        chunk_size: int,
+    ) -> None:
+        self.target = target
+        self.base = base
+        self.generation = generation
+        self.reporter = reporter
+        self.compression = compression
+        self.pack_size = pack_size
+        self.chunk_size = chunk_size
+        self.packer = _Packer(target, base, generation, pack_size)
+        self.done: dict[bytes, Entry] = {}
+        self.kept_previous = 0
+        self.read_skipped = 0
+        self.changed_on_reread = 0
+        self.new_bytes = 0
+        self.dump_objects: list[str] = []
+
+    def pack_files(self, root: Path, jobs: list[_FileJob]) -> None:
+        """Read, hash, compress and pack `jobs` in order (see the module docstring)."""
+        workers = max(1, min(4, os.cpu_count() or 2))
+        pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="pack-encode")
+        inflight: collections.deque[_InFlight] = collections.deque()
+        inflight_bytes = 0
+        # Read buffers for files above SMALL_FILE, reused (like the pack buffers).
+        read_buffers: list[bytearray] = []
+        read_buffers_made = 0
+        read_buffers_max = READ_BUFFERS
+        small_file = min(SMALL_FILE, self.chunk_size)
+        batch: list[_FileJob] = []
+        batch_items: list[tuple[bytes, bool]] = []
+        batch_bytes = 0
+
+        def settle_oldest() -> None:
+            nonlocal inflight_bytes
+            item = inflight.popleft()
+            inflight_bytes -= item.raw
+            results = item.future.result()
+            if item.batch:
+                self._assemble_batch(results, item.jobs)
+            else:
+                self._assemble_chunk(results[0], item.jobs[0], item.last)
+            if item.buffer is not None:
+                read_buffers.append(item.buffer)
+
+        def track(item: _InFlight) -> None:
+            nonlocal inflight_bytes
+            inflight.append(item)
+            inflight_bytes += item.raw
+            while inflight and (inflight_bytes > INFLIGHT_BYTES or len(inflight) > 4 * workers):
+                settle_oldest()
+
+        def take_read_buffer() -> bytearray:
+            nonlocal read_buffers_made
+            while not read_buffers and read_buffers_made >= read_buffers_max:
+                settle_oldest()
+            if read_buffers:
+                return read_buffers.pop()
+            read_buffers_made += 1
+            return bytearray(self.chunk_size)
+
+        def flush_batch() -> None:
+            nonlocal batch, batch_items, batch_bytes
+            if batch:
+                track(_InFlight(pool.submit(_encode_batch, batch_items), batch, True, True, batch_bytes))
+                batch, batch_items, batch_bytes = [], [], 0
+
+        def read_big(job: _FileJob, fd: int, before: os.stat_result, prefix: bytes) -> None:
+            """A file above SMALL_FILE: hashed here in order, chunks compressed by the workers."""
+            digest = hashlib.sha256()
+            while True:
+                buffer = take_read_buffer()
+                with memoryview(buffer) as whole:
+                    whole[: len(prefix)] = prefix
+                    count = len(prefix) + _read_into(fd, whole[len(prefix) : self.chunk_size])
+                    prefix = b""
+                    job.size += count
+                    last = count < self.chunk_size
+                    if not last and job.size >= before.st_size:
+                        prefix = os.read(fd, 1)  # at the fstat size: is this the end?
+                        last = not prefix
+                    chunk = whole[:count]
+                    digest.update(chunk)
+                if last:
+                    job.sha256 = digest.hexdigest()
+                    self._check_changed(job, fd, before)
+                future = pool.submit(_encode_one, chunk, job.compress)
+                track(_InFlight(future, [job], False, last, count, buffer))
+                if last:
+                    return
+                self.reporter.check_abort()
+
+        reader = SourceReader(root)
+        try:
+            for job in jobs:
+                self.reporter.check_abort()
+                self.reporter.tick()
+                job.compress = self.compression and _suffix(job.entry.path) not in INCOMPRESSIBLE_SUFFIXES
+                try:
+                    fd, before = reader.open(job.entry.path)
+                except OSError as exc:
+                    self._unreadable(job, exc)
+                    continue
+                try:
+                    job.mode = before.st_mode & 0o7777
+                    job.mtime_ns = before.st_mtime_ns
+                    prefix = b""
+                    if before.st_size < small_file:
+                        # One read of one byte more than fstat says: a short read is the end.
+                        data = os.read(fd, before.st_size + 1)
+                        if len(data) <= before.st_size:
+                            job.size = len(data)
+                            batch.append(job)
+                            batch_items.append((data, job.compress))
+                            batch_bytes += len(data)
+                            if batch_bytes >= BATCH_BYTES or len(batch) >= BATCH_FILES:
+                                flush_batch()
+                            continue
+                        prefix = data  # it grew since the fstat
+                    flush_batch()
+                    read_big(job, fd, before, prefix)
+                except OSError as exc:
+                    # Chunks already packed for this file stay unreferenced in their pack.
+                    self._unreadable(job, exc)
+                finally:
+                    os.close(fd)
+            flush_batch()
+            while inflight:
+                settle_oldest()
+        finally:
+            reader.close()
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _check_changed(self, job: _FileJob, fd: int, before: os.stat_result) -> None:
+        after = os.fstat(fd)
+        if after.st_mtime_ns != before.st_mtime_ns or after.st_size != job.size:
+            # The recorded mtime is the one before reading, so the next run stores it again.
+            self.reporter.log(
+                f"{job.entry.display} changed while it was read; stored what was read", "warning"
+            )
+
+    def _unreadable(self, job: _FileJob, exc: OSError) -> None:
+        gone = exc.errno in (errno.ENOENT, errno.ELOOP, errno.EINVAL)  # removed, or swapped for a link
+        if job.previous is not None and not gone:
+            self.done[job.entry.path] = job.previous
+            self.kept_previous += 1
+            self.reporter.log(
+                f"{job.entry.display}: cannot read ({exc.strerror}); kept the version already stored",
+                "warning",
+            )
+            return
+        reason = "vanished or replaced since the scan" if gone else f"cannot read: {exc.strerror}"
+        self.read_skipped += 1
+        self.reporter.skipped(job.entry.path, reason)
+
+    def _assemble_chunk(self, result: _Encoded, job: _FileJob, last: bool) -> None:
+        if result.length:
+            job.chunks.append(self.packer.add(result.pieces, result.codec, result.length))
+        self.new_bytes += result.length
+        self.reporter.bytes_done += result.length
+        if last:
+            self._finish_job(job)
+
+    def _assemble_batch(self, results: list[_Encoded], jobs: list[_FileJob]) -> None:
+        for job, result in zip(jobs, results, strict=True):
+            job.sha256 = result.sha256
+            self._assemble_chunk(result, job, True)
+
+    def _finish_job(self, job: _FileJob) -> None:
+        if job.reclaim and job.previous is not None and job.sha256 != job.previous.sha256:
+            self.changed_on_reread += 1
+            self.reporter.log(
+                f"{job.entry.display}: content changed without a new mtime; stored the new content"
+            )
+        self.done[job.entry.path] = Entry(
+            job.entry.path, "f", job.mode, job.mtime_ns, job.size, job.sha256, None, tuple(job.chunks)
+        )
+        self.reporter.files_done += 1
+
+
+def _stream_dump(conn: RemoteStore, path: str, db: DumpSource, reporter: _Reporter) -> tuple[int, int, str]:
+    compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True).compressobj()
+    digest = hashlib.sha256()
+    size = stored = 0
+    pending = bytearray()
+    with db.open() as source, conn.open_upload(path) as upload:
+        for block in iter_blocks(source):
+            digest.update(block)
+            size += len(block)
+            pending += compressor.compress(block)
+            if len(pending) >= BLOCK_SIZE:
+                upload.write(bytes(pending))
+                stored += len(pending)
+                pending.clear()
+            reporter.bytes_done += len(block)
+            reporter.bytes_total = max(reporter.bytes_total, reporter.bytes_done)
+            reporter.tick()
+            reporter.check_abort()
+        pending += compressor.flush()
+        upload.write(bytes(pending))
+        stored += len(pending)
+    got = conn.size(path)
+    if got != stored:
+        raise UploadNotVerified(f"{path}: the server holds {got} bytes, {stored} were sent")
+    return size, stored, digest.hexdigest()
+
+
+def _write_dump(
+    target: Session | RemoteStore, base: str, generation: int, db: DumpSource, run: _Run
+) -> DatabaseInfo:
+    obj = dump_object(db.name, generation)
+    path = f"{base}/{obj}"
+    run.dump_objects.append(obj)
+    last: BaseException | None = None
+    for attempt in range(1, DUMP_ATTEMPTS + 1):
+        run.reporter.check_abort(force=True)
+        done_before = run.reporter.bytes_done
+        try:
+            with borrow(target) as conn:
+                if attempt == 1:
+                    conn.makedirs(f"{base}/{DB_DIR}")
+                size, stored, digest = _stream_dump(conn, path, db, run.reporter)
+            run.reporter.log(f"database {db.name}: {size} bytes of SQL stored as {stored}")
+            return DatabaseInfo(db.name, obj, size, stored, digest)
+        except BackupAborted:
+            raise
+        except Exception as exc:  # the dump tool, the database server or the upload failed
+            last = exc
+            run.reporter.bytes_done = done_before
+            run.reporter.log(
+                f"database {db.name}: attempt {attempt} of {DUMP_ATTEMPTS} failed: {exc}", "warning"
+            )
+            if attempt < DUMP_ATTEMPTS:
+                _retry_pause(attempt - 1)
+    raise DumpFailed(f"the dump of database {db.name!r} failed {DUMP_ATTEMPTS} times: {last}") from last
+
+
+# --- slot housekeeping ----------------------------------------------------------------------
+
+
+def _is_ours(rel: str) -> bool:
+    """Names the engine writes inside a backup folder (anything else is left alone)."""
+    folder, _sep, name = rel.rpartition("/")
+    if folder == "":
+        return bool(MANIFEST_RE.match(name) or MANIFEST_TMP_RE.match(name))
+    if folder == PACKS_DIR:
+        return bool(PACK_RE.match(name) or (name.endswith(".tmp") and PACK_RE.match(name[:-4])))
+    if folder == DB_DIR:
+        return bool(DUMP_RE.match(name) or name.endswith(".sql.zst.tmp"))
+    return False
+
+
+def _listing(conn: RemoteStore, base: str) -> Iterator[str]:
+    for folder in ("", PACKS_DIR, DB_DIR):
+        path = f"{base}/{folder}" if folder else base
+        try:
+            entries = conn.listdir(path)
+        except FtpError:
+            continue  # missing folder
+        for entry in entries:
+            if entry.type == "file":
+                yield f"{folder}/{entry.name}" if folder else entry.name
+
+
+def _manifest_first(rel: str) -> tuple[int, str]:
+    return (0 if rel.startswith("manifest-") else 1, rel)
+
+
+def remove_objects(conn: RemoteStore, base: str, objects: Sequence[str], reporter: _Reporter | None) -> int:
+    removed = 0
+    for rel in sorted(objects, key=_manifest_first):
+        try:
+            conn.remove(f"{base}/{rel}")
+            removed += 1
+        except FtpError as exc:
+            if conn.stat(f"{base}/{rel}") is not None and reporter is not None:
+                reporter.log(f"could not delete {base}/{rel}: {exc}", "warning")
+    return removed
+
+
+def sweep(conn: RemoteStore, base: str, keep: set[str], reporter: _Reporter | None = None) -> int:
+    """Delete every engine-written object in the backup folder that `keep` does not name."""
+    stale = [rel for rel in _listing(conn, base) if _is_ours(rel) and rel not in keep]
+    return remove_objects(conn, base, stale, reporter)
+
+
+def ensure_format_file(conn: RemoteStore) -> None:
+    if conn.stat(FORMAT_FILE) is None:
+        conn.upload_file(FORMAT_FILE, io.BytesIO(FORMAT_TEXT.encode("utf-8")))
+
+
+def _remove_failed_generation(conn: RemoteStore, base: str, generation: int) -> int:
+    """Delete packs a failed run of `generation` left, probing names (listings may be cut)."""
+    removed = misses = number = 0
+    while misses < MAX_PARALLEL_UPLOADS + 2:
+        path = f"{base}/{PACKS_DIR}/{pack_name(generation, number)}"
+        if conn.size(path) is None:
+            misses += 1
+        else:
+            misses = 0
+            conn.remove(path)
+            removed += 1
+        number += 1
+    return removed
+
+
+def _prepare_slot(
+    conn: RemoteStore, base: str, previous: Manifest | None, reporter: _Reporter
+) -> Manifest | None:
+    """Check the slot is as the caller believes, remove a failed run's leftovers, and return
+    the slot's current manifest (None for a new backup)."""
+    if previous is None:
+        if conn.stat(base) is not None:
+            try:
+                existing = read_manifest(conn, base)
+            except (ManifestMissing, ManifestCorrupt):
+                existing = None
+            if existing is not None:
+                raise SlotConflict(
+                    f"{base} already holds a committed backup (generation {existing.generation})"
+                )
+            removed = sweep(conn, base, set(), reporter)
+            if removed:
+                reporter.log(f"removed {removed} leftovers of an unfinished earlier run in {base}")
+        conn.makedirs(base)
+        return None
+    current = read_manifest(conn, base)
+    if current.generation != previous.generation:
+        raise SlotConflict(
+            f"{base} is at generation {current.generation}, the caller expected {previous.generation}; "
+            "refusing to update a slot that changed meanwhile"
+        )
+    removed = _remove_failed_generation(conn, base, current.generation + 1)
+    removed += sweep(conn, base, current.referenced_objects(), reporter)
+    if removed:
+        reporter.log(f"removed {removed} leftovers of an unfinished earlier run in {base}")
+    return current
+
+
+def commit_manifest(
+    conn: RemoteStore, base: str, data: bytes, name: str, on_rename: Callable[[], None]
+) -> None:
+    """Upload as .tmp, verify the size, rename into place: the backup exists from here on."""
+    final = f"{base}/{name}"
+    temp = final + ".tmp"
+    for attempt in range(1, UPLOAD_ATTEMPTS + 1):
+        try:
+            upload_verified(conn, temp, io.BytesIO(data), len(data))
+            break
+        except RETRYABLE:
+            if attempt == UPLOAD_ATTEMPTS:
+                raise
+            _retry_pause(attempt)
+    if conn.stat(final) is not None:
+        conn.remove(final)  # an unreadable manifest of a failed run (a readable one is the current)
+    on_rename()
+    conn.rename(temp, final)
+    got = conn.size(final)
+    if got != len(data):
+        raise UploadNotVerified(f"{final}: the server holds {got} bytes after the rename, not {len(data)}")
+
+
+# --- entry point ----------------------------------------------------------------------------
+
+
+def write_backup(
+    session: Session | RemoteStore,
+    *,
+    account: str,
+    backup_id: str,
+    job_uuid: str,
+    job_name: str,
+    backup_type: BackupType,
+    home: Path | None,
+    excludes: Sequence[str],
+    databases: Sequence[DumpSource],
+    compression: bool,
+    progress: ProgressSink,
+    previous: Manifest | None = None,
+    pack_size: int = PACK_SIZE,
+    chunk_size: int = CHUNK_SIZE,
+) -> Manifest:
+    """Write a backup into `<account>/<backup_id>/` and commit it; returns the new manifest.
+
+    `previous=None`: a new backup (generation 1); the folder must not hold a committed backup.
+    `previous` = the slot's current manifest: push the changes onto it as generation + 1.
+    Raises BackupAborted, DumpFailed, SlotConflict, FtpError; in all those cases nothing was
+    committed and the slot's previous generation (if any) is untouched and still valid.
+    """
+    if backup_type not in ("full", "incremental"):
+        raise ValueError(f"backup_type must be full or incremental, not {backup_type!r}")
+    base = backup_path(account, backup_id)
+    names = [db.name for db in databases]
+    if len(set(names)) != len(names):
+        raise ValueError(f"database names must be unique: {names}")
+    if previous is not None and (previous.account, previous.backup_id) != (account, backup_id):
+        raise SlotConflict(f"the previous manifest belongs to {previous.path}, not {base}")
+    generation = 1 if previous is None else previous.generation + 1
+    reporter = _Reporter(progress)
+    created = datetime.now(UTC)
+    reporter.check_abort(force=True)
+
+    # Scan first: a home that cannot be read must not leave an empty slot behind.
+    tree = scan_source(home, excludes) if home is not None else None
+    with borrow(session) as conn:
+        ensure_format_file(conn)
+        # Plan from the manifest on the destination, not the caller's copy (which may be a
+        # header without entries, e.g. from list_backups).
+        current = _prepare_slot(conn, base, previous, reporter)
+    plan = plan_incremental(tree, current, pack_size) if tree is not None else _Plan([], {}, [], set())
+    if tree is not None:
+        for skipped in tree.skipped:
+            reporter.skipped(skipped.path, skipped.reason)
+        reporter.files_total = tree.files
+        reporter.bytes_total = tree.bytes
+        reporter.files_done = len(plan.reused)
+        reporter.bytes_done = sum(entry.size for entry in plan.reused.values())
+        reporter.log(
+            f"{tree.files} files, {tree.bytes} bytes in {home}; {len(plan.jobs)} files to store, "
+            f"{len(plan.reused)} unchanged"
+            + (f"; rewriting {len(plan.reclaimed_packs)} sparse packs" if plan.reclaimed_packs else "")
+        )
+    reporter.tick(force=True)
+
+    run = _Run(
+        session,
+        base,
+        generation,
+        reporter,
+        compression=compression,
+        pack_size=pack_size,
+        chunk_size=chunk_size,
+    )
+    committing = False
+
+    def mark_committing() -> None:
+        nonlocal committing
+        committing = True
+
+    try:
+        if tree is not None and plan.jobs:
+            run.pack_files(tree.root, plan.jobs)
+        packs = run.packer.finish()
+        reporter.check_abort(force=True)
+        dumps = [_write_dump(session, base, generation, db, run) for db in databases]
+        reporter.check_abort(force=True)
+
+        entries: list[Entry] = []
+        for entry in plan.entries:
+            if entry.type != "f":
+                entries.append(entry)
+            elif entry.path in plan.reused:
+                entries.append(plan.reused[entry.path])
+            elif entry.path in run.done:
+                entries.append(run.done[entry.path])
+        old_packs = {pack.name: pack for pack in current.packs} if current else {}
+        used = sorted({chunk.pack for entry in entries for chunk in entry.chunks})
+        pack_infos = [packs.get(name) or old_packs[name] for name in used]
+        home_bytes = sum(entry.size for entry in entries if entry.type == "f")
+        parts: list[Part] = []
+        if tree is not None:
+            parts.append(Part("homedir", "", home_bytes))
+        parts.extend(Part("databases", dump.name, dump.size) for dump in dumps)
+        if tree is not None:
+            parts.extend(tree.mailboxes())
+        totals = {
+            "files": sum(1 for entry in entries if entry.type == "f"),
+            "dirs": sum(1 for entry in entries if entry.type == "d"),
+            "links": sum(1 for entry in entries if entry.type == "l"),
+            "bytes": home_bytes,
+            "stored": sum(chunk.stored for entry in entries for chunk in entry.chunks),
+            "pack_bytes": sum(pack.size for pack in pack_infos),
+            "packs": len(pack_infos),
+            "new_bytes": run.new_bytes,
+            "uploaded": sum(pack.size for pack in packs.values()) + sum(dump.stored for dump in dumps),
+            "reused_files": len(plan.reused),
+            "reclaimed_packs": len(plan.reclaimed_packs),
+            "kept_unreadable": run.kept_previous,
+            "changed_on_reread": run.changed_on_reread,
+            "skipped": (len(tree.skipped) if tree is not None else 0) + run.read_skipped,
+            "excluded": tree.excluded if tree is not None else 0,
+            "database_bytes": sum(dump.size for dump in dumps),
+            "database_stored": sum(dump.stored for dump in dumps),
+        }
+        manifest = Manifest(
+            account=account,
+            backup_id=backup_id,
+            generation=generation,
+            type=backup_type,
+            job_uuid=job_uuid,
+            job_name=job_name,
+            created=created,
+            hostname=socket.gethostname(),
+            packs=pack_infos,
+            databases=dumps,
+            parts=parts,
+            totals=totals,
+            entries=entries,
+            chunk_size=chunk_size,
+        )
+        data = encode_manifest(manifest)
+        manifest.stored_size = len(data)
+        reporter.check_abort(force=True)
+        with borrow(session) as conn:
+            commit_manifest(conn, base, data, manifest.name, mark_committing)
+    except BaseException:
+        run.packer.abandon()
+        if not committing:
+            _cleanup_failed(session, base, generation, run, fresh=previous is None, reporter=reporter)
+        raise
+
+    reporter.files_done = reporter.files_total
+    reporter.tick(force=True)
+    reporter.log(
+        f"committed {base} generation {generation}: {totals['files']} files, {len(dumps)} databases, "
+        f"{totals['uploaded']} bytes uploaded"
+    )
+    # Only now is the old generation's garbage safe to delete.
+    keep = manifest.referenced_objects()
+    garbage = set(run.packer.attempted) | set(run.dump_objects)
+    if current is not None:
+        garbage |= current.referenced_objects()
+    try:
+        with borrow(session) as conn:
+            # By name (listings may be cut); a failed run's leftovers are swept before the next.
+            remove_objects(conn, base, sorted(garbage - keep), reporter)
+    except FtpError as exc:
+        reporter.log(f"committed, but deleting old data failed ({exc}); the next run deletes it", "warning")
+    return manifest
+
+
+def _cleanup_failed(
+    target: Session | RemoteStore, base: str, generation: int, run: _Run, *, fresh: bool, reporter: _Reporter
+) -> None:
+    """Best effort: remove what this run wrote. A later run's sweep removes whatever remains."""
+    with contextlib.suppress(Exception), borrow(target) as conn:
+        if fresh:
+            conn.remove_tree(base)
+        else:
+            objects = set(run.packer.attempted) | set(run.dump_objects)
+            objects.add(f"manifest-{generation:06d}.json.zst.tmp")
+            for rel in sorted(objects):
+                with contextlib.suppress(FtpError):
+                    conn.remove(f"{base}/{rel}")

@@ -1,0 +1,234 @@
+"""File listings of backups, stored as a tree of content-addressed folder blobs.
+
+Each folder of a backup becomes one `ListingBlob`: its entries (name, type, size, mtime, mode,
+link target, and for sub-folders the digest of their blob; for native backups also where the
+bytes lie), JSON encoded and zstd compressed, keyed by the SHA-256 of the JSON. A snapshot
+stores only the digest of its root folder.
+
+Why: browsing a folder costs one blob read per level of depth (no scan over a million rows);
+folders that did not change between backups have the same digest and are stored once, so N
+backups of the same home cost about one copy of the tree plus what changed, instead of N
+copies of every file row.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import posixpath
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import zstandard
+from django.utils import timezone
+
+from .models import ListingBlob
+
+_compressor = zstandard.ZstdCompressor(level=3)
+_decompressor = zstandard.ZstdDecompressor()
+_BATCH = 500
+
+EMPTY_TREE = ""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One entry of a listing. `path` is relative to the root, '/'-separated, never empty."""
+
+    path: str
+    type: str  # "file", "dir", "symlink", "hardlink"
+    size: int = 0
+    mtime: int = 0  # epoch seconds
+    mode: int = 0
+    target: str = ""
+    extra: Any = None  # engine data (e.g. where a native file's bytes lie)
+
+    @property
+    def name(self) -> str:
+        return posixpath.basename(self.path)
+
+
+def _encode(rows: list[list[Any]]) -> bytes:
+    return json.dumps(rows, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def build(entries: Iterable[Entry]) -> str:
+    """Store the listing of `entries` and return the digest of its root folder.
+
+    Folders implied by deeper entries are created. Later duplicates of a path replace
+    earlier ones (a tar may hold a member twice; the last one wins, as on extraction).
+    """
+    children: dict[str, dict[str, list[Any]]] = {"": {}}
+    for entry in entries:
+        path = entry.path.strip("/")
+        if not path:
+            continue
+        parent, name = posixpath.split(path)
+        _ensure_dir(children, parent)
+        row = [name, entry.type, entry.size, entry.mtime, entry.mode, entry.target, None, entry.extra]
+        folder = children[parent]
+        if entry.type == "dir":
+            children.setdefault(path, {})
+            previous = folder.get(name)
+            if previous is not None and previous[1] == "dir":
+                row[2] = previous[2]
+        folder[name] = row
+    pending: dict[str, bytes] = {}
+    digests: dict[str, str] = {}
+    sizes: dict[str, int] = {}
+    # Deepest folders first, so every child's digest is known when its parent is encoded.
+    for folder_path in sorted(children, key=lambda p: p.count("/") + (1 if p else 0), reverse=True):
+        rows = children[folder_path]
+        total = 0
+        for name, row in rows.items():
+            if row[1] == "dir":
+                child_path = posixpath.join(folder_path, name) if folder_path else name
+                row[6] = digests[child_path]
+                row[2] = sizes[row[6]]
+            total += row[2] if row[1] in ("file", "dir", "hardlink") else 0
+        ordered = [rows[name] for name in sorted(rows)]
+        raw = _encode(ordered)
+        digest = hashlib.sha256(raw).hexdigest()
+        sizes[digest] = total
+        digests[folder_path] = digest
+        pending[digest] = raw
+        if len(pending) >= _BATCH:
+            _flush(pending)
+    _flush(pending)
+    return digests[""]
+
+
+def _ensure_dir(children: dict[str, dict[str, list[Any]]], path: str) -> None:
+    while path not in children:
+        children[path] = {}
+        parent, name = posixpath.split(path)
+        if parent not in children:
+            _ensure_dir(children, parent)
+        children[parent].setdefault(name, [name, "dir", 0, 0, 0o755, "", None, None])
+        path = parent
+
+
+def _flush(pending: dict[str, bytes]) -> None:
+    if not pending:
+        return
+    existing = set(ListingBlob.objects.filter(digest__in=list(pending)).values_list("digest", flat=True))
+    if existing:
+        ListingBlob.objects.filter(digest__in=list(existing)).update(touched=timezone.now())
+    ListingBlob.objects.bulk_create(
+        [
+            ListingBlob(digest=digest, data=_compressor.compress(raw), entries=raw.count(b"],[") + 1)
+            for digest, raw in pending.items()
+            if digest not in existing
+        ],
+        ignore_conflicts=True,
+        batch_size=_BATCH,
+    )
+    pending.clear()
+
+
+def load(digest: str) -> list[list[Any]]:
+    if not digest:
+        return []
+    blob = ListingBlob.objects.filter(digest=digest).values_list("data", flat=True).first()
+    if blob is None:
+        raise KeyError(f"listing blob {digest} is missing")
+    rows: list[list[Any]] = json.loads(_decompressor.decompress(bytes(blob)))
+    return rows
+
+
+def _row_to_entry(folder: str, row: list[Any]) -> Entry:
+    path = posixpath.join(folder, row[0]) if folder else row[0]
+    return Entry(path=path, type=row[1], size=row[2], mtime=row[3], mode=row[4], target=row[5], extra=row[7])
+
+
+def normalise(path: str) -> str:
+    """A listing path as clients send it: relative, '/'-separated; refuses '..'."""
+    parts = [part for part in path.split("/") if part not in ("", ".")]
+    if ".." in parts or "\x00" in path:
+        raise ValueError("path must not contain '..' or NUL")
+    return "/".join(parts)
+
+
+def folder_digest(root: str, path: str) -> str | None:
+    """Digest of the folder at `path`, or None when there is no such folder."""
+    digest = root
+    for part in [p for p in path.split("/") if p]:
+        row = next((r for r in load(digest) if r[0] == part), None)
+        if row is None or row[1] != "dir":
+            return None
+        digest = row[6]
+    return digest
+
+
+def list_folder(root: str, path: str) -> list[Entry] | None:
+    path = normalise(path)
+    digest = folder_digest(root, path)
+    if digest is None:
+        return None
+    return [_row_to_entry(path, row) for row in load(digest)]
+
+
+def lookup(root: str, path: str) -> Entry | None:
+    path = normalise(path)
+    if not path:
+        return Entry(path="", type="dir")
+    parent, name = posixpath.split(path)
+    digest = folder_digest(root, parent)
+    if digest is None:
+        return None
+    row = next((r for r in load(digest) if r[0] == name), None)
+    return _row_to_entry(parent, row) if row is not None else None
+
+
+def walk(root: str, path: str = "") -> Iterator[Entry]:
+    """Every entry under `path` (depth first), folders before their contents."""
+    path = normalise(path)
+    digest = folder_digest(root, path)
+    if digest is None:
+        return
+    stack = [(path, digest)]
+    while stack:
+        folder, digest = stack.pop()
+        for row in load(digest):
+            entry = _row_to_entry(folder, row)
+            yield entry
+            if row[1] == "dir":
+                stack.append((entry.path, row[6]))
+
+
+def search(root: str, path: str, pattern: str, *, limit: int = 200) -> list[Entry]:
+    """Entries under `path` whose name matches `pattern` (a glob, or a plain substring)."""
+    glob = pattern if any(ch in pattern for ch in "*?[") else f"*{pattern}*"
+    found = []
+    for entry in walk(root, path):
+        if fnmatch.fnmatch(entry.name.lower(), glob.lower()):
+            found.append(entry)
+            if len(found) >= limit:
+                break
+    return found
+
+
+def reachable(roots: Iterable[str]) -> set[str]:
+    """Every blob digest reachable from `roots` (for collecting unused blobs)."""
+    seen: set[str] = set()
+    stack = [root for root in roots if root]
+    while stack:
+        digest = stack.pop()
+        if digest in seen:
+            continue
+        seen.add(digest)
+        stack.extend(row[6] for row in load(digest) if row[1] == "dir" and row[6])
+    return seen
+
+
+def collect_garbage(roots: Iterable[str], *, grace: timedelta = timedelta(hours=6)) -> int:
+    """Delete blobs no snapshot reaches, sparing those touched within `grace`."""
+    keep = reachable(roots)
+    old = ListingBlob.objects.filter(touched__lt=timezone.now() - grace)
+    unused = [d for d in old.values_list("digest", flat=True).iterator() if d not in keep]
+    for start in range(0, len(unused), _BATCH):
+        ListingBlob.objects.filter(digest__in=unused[start : start + _BATCH]).delete()
+    return len(unused)

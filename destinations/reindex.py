@@ -1,0 +1,430 @@
+"""Reindex: make the index of a destination match what really lies on it.
+
+New backups are added, changed ones re-read, vanished ones removed from the index; broken or
+incomplete ones are kept but marked, and never offered for restore. An archive (or native
+manifest) whose size and modification time are unchanged since the last read is not read
+again, so a reindex of an unchanged destination costs a listing.
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from itertools import chain
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from . import catalog, listing
+from .engines import cpanel, native
+from .engines.native_common import ACCOUNT_RE, BACKUP_ID_RE, LOCK_FILE, MANIFEST_RE
+from .engines.tarsafe import IterStream
+from .ftp import FtpError, FtpSession, PermanentError, RemoteStore
+from .models import Destination, Engine, Snapshot
+from .streams import prefetch
+
+if TYPE_CHECKING:
+    from jobs.models import Account, QueueItem
+    from jobs.queue import Reporter
+
+logger = logging.getLogger(__name__)
+State = Snapshot.State
+
+# How deep a cPanel destination is walked: <dir>/weekly/2025-07-06/accounts/bob.tar.gz is 4.
+MAX_DEPTH = 5
+# Flags that make an archive unreadable as a whole (the rest only mark members).
+_BROKEN = {"truncated", "not_tar", "too_large", "too_many_members", "absurd_size", "unreadable"}
+
+
+def queue_reindex(destination: Destination, *, requested_by: Any = None) -> QueueItem:
+    """Queue a reindex, or answer the one already pending or running for this destination."""
+    from jobs.models import QueueItem
+    from jobs.queue import enqueue
+
+    with transaction.atomic():
+        existing = QueueItem.objects.filter(
+            kind=QueueItem.Kind.REINDEX,
+            destination=destination,
+            status__in=[QueueItem.Status.PENDING, QueueItem.Status.RUNNING],
+        ).first()
+        if existing is not None:
+            return existing
+        return enqueue(
+            QueueItem.Kind.REINDEX,
+            title=f"reindex {destination.name}",
+            destination=destination,
+            requested_by=requested_by if getattr(requested_by, "is_authenticated", False) else None,
+        )
+
+
+def open_session(destination: Destination) -> FtpSession:
+    return FtpSession(
+        destination.ftp_settings(),
+        max_connections=destination.concurrency or None,
+        lease_key=destination.lease_key if destination.concurrency else None,
+        redis_url=settings.REDIS_URL,
+    )
+
+
+def run(item: QueueItem, reporter: Reporter) -> dict[str, Any]:
+    destination = Destination.objects.filter(pk=item.destination_id or 0).first()
+    if destination is None:
+        raise RuntimeError("The destination was deleted.")
+    if destination.disabled:
+        raise RuntimeError(f"Destination {destination} is disabled.")
+    # Two reindexes of one destination never overlap (the queue answers the pending one, and
+    # this conditional update stops a duplicate delivery).
+    if not Destination.objects.filter(pk=destination.pk, reindexing__isnull=True).update(reindexing=item):
+        raise RuntimeError("Another reindex of this destination is running.")
+    reporter.log(f"Reindexing {destination.name} ({destination.get_engine_display()} engine)")
+    with open_session(destination) as session:
+        if destination.engine == Engine.NATIVE:
+            summary = reindex_native(destination, session, reporter)
+        else:
+            summary = reindex_cpanel(destination, session, reporter)
+    Destination.objects.filter(pk=destination.pk).update(last_reindex=timezone.now())
+    reporter.log(
+        "Done: {added} added, {updated} re-read, {unchanged} unchanged, {removed} removed, "
+        "{problems} with problems".format(**summary)
+    )
+    if summary["failed"]:
+        summary["status"] = "partial"
+        summary["error"] = f"{summary['failed']} backups could not be read"
+    return summary
+
+
+def _summary() -> dict[str, Any]:
+    return {"added": 0, "updated": 0, "unchanged": 0, "removed": 0, "problems": 0, "failed": 0}
+
+
+def _account(username: str | None) -> Account | None:
+    from jobs.models import Account
+
+    if not username or not ACCOUNT_RE.match(username) or len(username) > 32:
+        return None
+    account, _ = Account.objects.get_or_create(username=username, defaults={"discovered": True})
+    return account
+
+
+def _busy_paths(destination: Destination) -> set[str]:
+    """Backups a running job is writing right now: a reindex leaves them to it."""
+    from jobs.models import QueueItem
+
+    running_jobs = QueueItem.objects.filter(
+        kind=QueueItem.Kind.BACKUP, status=QueueItem.Status.RUNNING, destination=destination
+    ).values_list("job__uuid", flat=True)
+    return set(
+        Snapshot.objects.filter(
+            destination=destination,
+            state__in=[State.WRITING, State.UPDATING],
+            job_uuid__in=list(running_jobs),
+        ).values_list("path", flat=True)
+    )
+
+
+# --- native ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _NativeFolder:
+    path: str
+    account: str
+    generation: int
+    manifest_size: int | None
+    manifest_mtime: datetime | None
+    locked: bool
+
+
+def scan_native(conn: RemoteStore) -> list[_NativeFolder]:
+    """Every `<account>/<backup_id>/` with its newest manifest's name, from listings only."""
+    found = []
+    for account in sorted(e.name for e in conn.listdir("") if e.type == "dir" and ACCOUNT_RE.match(e.name)):
+        try:
+            folders = conn.listdir(account)
+        except PermanentError:
+            continue
+        for folder in sorted(f.name for f in folders if f.type == "dir" and BACKUP_ID_RE.match(f.name)):
+            path = f"{account}/{folder}"
+            entries = conn.listdir(path)
+            manifests = sorted(
+                (int(match.group(1)), entry)
+                for entry in entries
+                if entry.type == "file" and (match := MANIFEST_RE.match(entry.name))
+            )
+            top = manifests[-1] if manifests else None
+            found.append(
+                _NativeFolder(
+                    path=path,
+                    account=account,
+                    generation=top[0] if top else 0,
+                    manifest_size=top[1].size if top else None,
+                    manifest_mtime=top[1].mtime if top else None,
+                    locked=any(e.name == LOCK_FILE for e in entries),
+                )
+            )
+    return found
+
+
+def reindex_native(destination: Destination, session: FtpSession, reporter: Reporter) -> dict[str, Any]:
+    summary = _summary()
+    with session.connection() as conn:
+        folders = scan_native(conn)
+        reporter.log(f"Found {len(folders)} backup folders")
+        known = {s.path: s for s in Snapshot.objects.filter(destination=destination, engine=Engine.NATIVE)}
+        busy = _busy_paths(destination)
+        reporter.update(files_total=len(folders), files_done=0)
+        for done, folder in enumerate(folders, start=1):
+            reporter.check_abort()
+            reporter.update(files_done=done)
+            snapshot = known.get(folder.path)
+            if folder.path in busy:
+                continue
+            if (
+                snapshot is not None
+                and snapshot.state == State.COMPLETE
+                and snapshot.generation == folder.generation
+                and snapshot.remote_size == folder.manifest_size
+            ):
+                summary["unchanged"] += 1
+                continue
+            try:
+                _read_native(destination, conn, folder, snapshot, summary, reporter)
+            except FtpError as exc:
+                summary["failed"] += 1
+                reporter.log(f"{folder.path}: could not be read: {exc.message}")
+    found = {folder.path for folder in folders}
+    for path, snapshot in known.items():
+        if path not in found and path not in busy:
+            catalog.forget(snapshot)
+            summary["removed"] += 1
+            reporter.log(f"{path}: gone from the destination; removed from the index")
+    return summary
+
+
+def _read_native(
+    destination: Destination,
+    conn: RemoteStore,
+    folder: _NativeFolder,
+    snapshot: Snapshot | None,
+    summary: dict[str, Any],
+    reporter: Reporter,
+) -> None:
+    is_new = snapshot is None
+    if snapshot is None:
+        snapshot = Snapshot(
+            destination=destination,
+            account=_account(folder.account),
+            account_name=folder.account,
+            engine=Engine.NATIVE,
+            path=folder.path,
+            created=timezone.now(),
+        )
+    try:
+        manifest = native.read_manifest(conn, folder.path)
+    except (native.ManifestMissing, native.ManifestCorrupt) as exc:
+        snapshot.state = State.INCOMPLETE if isinstance(exc, native.ManifestMissing) else State.BROKEN
+        snapshot.flags = ["incomplete"] if isinstance(exc, native.ManifestMissing) else ["corrupt_manifest"]
+        snapshot.problems = [str(exc)]
+        snapshot.locked = snapshot.locked or folder.locked
+        snapshot.indexed = timezone.now()
+        snapshot.save()
+        summary["problems"] += 1
+        summary["added" if is_new else "updated"] += 1
+        reporter.log(f"{folder.path}: {exc}")
+        return
+    snapshot.type = manifest.type if manifest.type in Snapshot.Type.values else Snapshot.Type.FULL
+    snapshot.job_uuid = _uuid(manifest.job_uuid)
+    snapshot.remote_size = folder.manifest_size
+    snapshot.remote_mtime = folder.manifest_mtime
+    # The destination's marker restores locks after a disaster; for backups the index
+    # already knows, the index is the truth (the marker may lag behind an unlock).
+    catalog.record_native(snapshot, manifest, locked=folder.locked if is_new else None)
+    summary["added" if is_new else "updated"] += 1
+    reporter.log(f"{folder.path}: {'added' if is_new else 're-read'} (generation {manifest.generation})")
+
+
+def _uuid(value: str) -> Any:
+    import uuid
+
+    try:
+        return uuid.UUID(value)
+    except (ValueError, TypeError):
+        return None
+
+
+# --- cPanel ---------------------------------------------------------------------------------
+
+
+def walk_files(conn: RemoteStore, max_depth: int = MAX_DEPTH) -> Iterator[tuple[str, int, datetime | None]]:
+    """Every file under the destination directory, at most `max_depth` folders down."""
+    stack: list[tuple[str, int]] = [("", 0)]
+    while stack:
+        folder, depth = stack.pop()
+        for entry in conn.listdir(folder):
+            path = posixpath.join(folder, entry.name) if folder else entry.name
+            if entry.type == "file":
+                yield path, entry.size or 0, entry.mtime
+            elif entry.type == "dir" and depth < max_depth:
+                stack.append((path, depth + 1))
+
+
+def _remote_key(candidate: cpanel.Candidate) -> str:
+    return "|".join(candidate.parts) if candidate.split else ""
+
+
+def reindex_cpanel(destination: Destination, session: FtpSession, reporter: Reporter) -> dict[str, Any]:
+    summary = _summary()
+    with session.connection() as conn:
+        candidates = cpanel.discover(walk_files(conn))
+    reporter.log(f"Found {len(candidates)} account archives")
+    known = {s.path: s for s in Snapshot.objects.filter(destination=destination, engine=Engine.CPANEL)}
+    to_read = []
+    for candidate in candidates:
+        snapshot = known.get(candidate.path)
+        if (
+            snapshot is not None
+            and snapshot.indexed is not None
+            and snapshot.remote_size == candidate.size
+            and snapshot.remote_mtime == candidate.mtime
+            and snapshot.remote_key == _remote_key(candidate)
+        ):
+            summary["unchanged"] += 1
+            if ("incomplete" in snapshot.flags) != candidate.incomplete:
+                _set_incomplete(snapshot, candidate.incomplete)
+            continue
+        to_read.append(candidate)
+    total = sum(c.size for c in to_read)
+    reporter.update(bytes_total=total, bytes_done=0, files_total=len(to_read), files_done=0)
+    done_bytes = 0
+    for index, candidate in enumerate(to_read, start=1):
+        reporter.check_abort()
+        reporter.log(f"Reading {candidate.path} ({candidate.size} bytes)")
+        snapshot = known.get(candidate.path)
+        try:
+            with session.connection() as conn:
+                archive = _read_archive(conn, candidate, reporter, done_bytes)
+        except FtpError as exc:
+            summary["failed"] += 1
+            reporter.log(f"{candidate.path}: could not be read: {exc.message}")
+            archive = None
+        done_bytes += candidate.size
+        reporter.update(bytes_done=done_bytes, files_done=index)
+        if archive is None:
+            continue
+        record_cpanel(destination, candidate, archive, snapshot)
+        summary["added" if snapshot is None else "updated"] += 1
+        if archive.flags or candidate.incomplete:
+            summary["problems"] += 1
+            reporter.log(
+                f"{candidate.path}: flagged {', '.join(sorted(archive.flags | _incomplete(candidate)))}"
+            )
+    found = {c.path for c in candidates}
+    for path, snapshot in known.items():
+        if path not in found:
+            catalog.forget(snapshot)
+            summary["removed"] += 1
+            reporter.log(f"{path}: gone from the destination; removed from the index")
+    return summary
+
+
+def _incomplete(candidate: cpanel.Candidate) -> set[str]:
+    return {"incomplete"} if candidate.incomplete else set()
+
+
+def _set_incomplete(snapshot: Snapshot, incomplete: bool) -> None:
+    flags = [f for f in snapshot.flags if f != "incomplete"] + (["incomplete"] if incomplete else [])
+    snapshot.flags = sorted(flags)
+    if snapshot.state in (State.COMPLETE, State.INCOMPLETE):
+        snapshot.state = State.INCOMPLETE if incomplete else State.COMPLETE
+    snapshot.save(update_fields=["flags", "state"])
+
+
+class _Counted:
+    """Counts bytes as they stream past, for the progress bar."""
+
+    def __init__(self, chunks: Iterator[bytes], reporter: Reporter, base: int) -> None:
+        self.chunks = chunks
+        self.reporter = reporter
+        self.base = base
+        self.seen = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self.chunks:
+            self.seen += len(chunk)
+            self.reporter.update(bytes_done=self.base + self.seen)
+            yield chunk
+
+
+def _read_archive(
+    conn: RemoteStore, candidate: cpanel.Candidate, reporter: Reporter, base: int
+) -> cpanel.ArchiveIndex:
+    pieces = candidate.parts or (candidate.path,)
+    chunks = prefetch(chain.from_iterable(conn.download(piece) for piece in pieces))
+    stream = IterStream(_Counted(chunks, reporter, base))
+    return cpanel.read_archive(stream, account_hint=candidate.account_hint)
+
+
+def record_cpanel(
+    destination: Destination,
+    candidate: cpanel.Candidate,
+    archive: cpanel.ArchiveIndex,
+    snapshot: Snapshot | None,
+) -> Snapshot:
+    name = archive.account or candidate.account_hint
+    flags = set(archive.flags) | _incomplete(candidate)
+    if archive.account is None:
+        flags.add("no_account")
+    if not archive.complete or flags & _BROKEN:
+        state = State.BROKEN
+    elif candidate.incomplete:
+        state = State.INCOMPLETE
+    else:
+        state = State.COMPLETE
+    root = listing.build(
+        listing.Entry(
+            path=entry.path,
+            type=entry.type,
+            size=entry.size,
+            mtime=entry.mtime,
+            mode=entry.mode,
+            target=entry.target,
+        )
+        for entry in archive.home_entries
+    )
+    created = candidate.date or candidate.mtime or datetime.now(UTC)
+    if snapshot is None:
+        snapshot = Snapshot(destination=destination, engine=Engine.CPANEL, path=candidate.path)
+    snapshot.account = _account(archive.account) if archive.account else None
+    snapshot.account_name = (name or "")[:64]
+    snapshot.type = Snapshot.Type.FULL
+    snapshot.layout = candidate.layout
+    snapshot.created = created
+    snapshot.size = candidate.size
+    snapshot.state = state
+    snapshot.flags = sorted(flags)
+    snapshot.problems = [f"{p.member}: {p.reason}" for p in archive.problems[:200]] + list(candidate.notes)
+    snapshot.parts = [
+        {"kind": p.kind, "name": p.name, "size": p.size, **({"text": p.text} if p.text is not None else {})}
+        for p in archive.parts
+    ]
+    snapshot.listing_root = root
+    snapshot.remote_size = candidate.size
+    snapshot.remote_mtime = candidate.mtime
+    snapshot.remote_key = _remote_key(candidate)
+    snapshot.meta = {
+        "top": archive.top,
+        "pieces": list(candidate.parts or (candidate.path,)),
+        "compressed": archive.compressed,
+        "homedir_tar": archive.homedir_tar,
+        "total_size": archive.total_size,
+        "members": archive.member_count,
+        "domain": archive.account_info.get("DNS", ""),
+    }
+    snapshot.indexed = timezone.now()
+    snapshot.save()
+    return snapshot

@@ -1,0 +1,212 @@
+from typing import Any
+
+from crispy_forms.helper import FormHelper
+from crispy_forms.layout import Div, Fieldset, Layout
+from django import forms
+from django.contrib.auth import get_user_model
+
+from destinations.models import Destination, Engine
+from destinations.validators import parse_cron
+
+from .models import Account, BackupJob
+from .validators import JUNK_EXCLUDES
+
+
+class LinesField(forms.CharField):
+    """A list of strings edited as one per line."""
+
+    widget = forms.Textarea(attrs={"rows": 4, "class": "font-monospace"})
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return "\n".join(value)
+        return value
+
+    def to_python(self, value: Any) -> list[str]:  # type: ignore[override]
+        text = super().to_python(value) or ""
+        return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+class AccountForm(forms.ModelForm):
+    databases = LinesField(
+        required=False,
+        help_text="One database per line. Empty: every database named USERNAME_* (as cPanel names them).",
+    )
+
+    class Meta:
+        model = Account
+        fields = ["username", "home", "databases", "owner"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        owner = self.fields["owner"]
+        assert isinstance(owner, forms.ModelChoiceField)
+        owner.queryset = get_user_model().objects.filter(is_staff=False).order_by("username")
+        owner.empty_label = "(no client)"
+        self.fields["home"].widget.attrs["placeholder"] = "/home/USERNAME"
+        self.helper = FormHelper()
+        self.helper.form_tag = False
+
+
+SCHEDULE_KINDS = [
+    ("manual", "Only when run by hand"),
+    ("hourly", "Every hour"),
+    ("daily", "Every day"),
+    ("weekly", "Every week"),
+    ("monthly", "Every month"),
+    ("cron", "Cron expression"),
+]
+WEEKDAYS = [
+    (str(i), name)
+    for i, name in enumerate(["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"])
+]
+
+
+class BackupJobForm(forms.ModelForm):
+    """A backup job. The schedule is picked as hourly/daily/weekly/monthly/cron and stored as cron."""
+
+    excludes = LinesField(
+        required=False,
+        help_text="One glob pattern per line, relative to the home folder; a trailing / matches folders.",
+    )
+    junk_preset = forms.BooleanField(
+        required=False,
+        label="Also exclude junk (caches, trash, temporary files)",
+        help_text=", ".join(JUNK_EXCLUDES),
+    )
+    schedule_kind = forms.ChoiceField(choices=SCHEDULE_KINDS, initial="daily", label="Schedule")
+    schedule_time = forms.TimeField(
+        required=False,
+        initial="02:00",
+        label="At",
+        widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
+    )
+    schedule_minute = forms.IntegerField(
+        required=False, min_value=0, max_value=59, initial=0, label="Minute past the hour"
+    )
+    schedule_weekday = forms.ChoiceField(required=False, choices=WEEKDAYS, initial="0", label="On")
+    schedule_day = forms.IntegerField(
+        required=False, min_value=1, max_value=28, initial=1, label="Day of the month"
+    )
+    schedule_cron = forms.CharField(
+        required=False, label="Cron expression", help_text="minute hour day month weekday"
+    )
+
+    class Meta:
+        model = BackupJob
+        fields = [
+            "name",
+            "destination",
+            "accounts",
+            "type",
+            "retention",
+            "compression",
+            "include_home",
+            "include_databases",
+            "excludes",
+            "enabled",
+        ]
+        widgets = {"accounts": forms.CheckboxSelectMultiple, "type": forms.RadioSelect}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        destination = self.fields["destination"]
+        assert isinstance(destination, forms.ModelChoiceField)
+        destination.queryset = Destination.objects.filter(
+            engine=Engine.NATIVE, disabled=False, read_only=False
+        )
+        accounts = self.fields["accounts"]
+        assert isinstance(accounts, forms.ModelMultipleChoiceField)
+        accounts.queryset = Account.objects.exclude(home="")
+        if self.instance.pk:
+            self._load_schedule(self.instance.schedule)
+            if all(p in self.instance.excludes for p in JUNK_EXCLUDES):
+                self.initial["junk_preset"] = True
+                self.initial["excludes"] = [p for p in self.instance.excludes if p not in JUNK_EXCLUDES]
+        else:
+            self.initial.setdefault("junk_preset", True)
+        self.helper = FormHelper()
+        self.helper.form_tag = False
+        self.helper.layout = Layout(
+            Fieldset("Job", "name", "destination", "accounts", "enabled"),
+            Fieldset(
+                "What",
+                Div("include_home", "include_databases", "compression", css_class="d-flex gap-4"),
+                "excludes",
+                "junk_preset",
+            ),
+            Fieldset("How", "type", "retention"),
+            Fieldset(
+                "When",
+                "schedule_kind",
+                Div(
+                    Div(
+                        "schedule_time",
+                        css_class="col-md-3 schedule-field",
+                        data_kinds="daily weekly monthly",
+                    ),
+                    Div("schedule_minute", css_class="col-md-3 schedule-field", data_kinds="hourly"),
+                    Div("schedule_weekday", css_class="col-md-3 schedule-field", data_kinds="weekly"),
+                    Div("schedule_day", css_class="col-md-3 schedule-field", data_kinds="monthly"),
+                    Div("schedule_cron", css_class="col-md-6 schedule-field", data_kinds="cron"),
+                    css_class="row",
+                ),
+            ),
+        )
+
+    def _load_schedule(self, expression: str) -> None:
+        fields = expression.split()
+        if not fields:
+            self.initial["schedule_kind"] = "manual"
+            return
+        minute, hour, dom, month, dow = fields
+        simple = minute.isdigit() and month == "*"
+        if simple and hour == "*" and dom == "*" and dow == "*":
+            self.initial.update(schedule_kind="hourly", schedule_minute=int(minute))
+        elif simple and hour.isdigit() and dom == "*" and dow == "*":
+            self.initial.update(schedule_kind="daily", schedule_time=f"{int(hour):02d}:{int(minute):02d}")
+        elif simple and hour.isdigit() and dom == "*" and dow.isdigit():
+            self.initial.update(
+                schedule_kind="weekly",
+                schedule_time=f"{int(hour):02d}:{int(minute):02d}",
+                schedule_weekday=dow,
+            )
+        elif simple and hour.isdigit() and dom.isdigit() and dow == "*":
+            self.initial.update(
+                schedule_kind="monthly",
+                schedule_time=f"{int(hour):02d}:{int(minute):02d}",
+                schedule_day=int(dom),
+            )
+        else:
+            self.initial.update(schedule_kind="cron", schedule_cron=expression)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        kind = data.get("schedule_kind")
+        at = data.get("schedule_time")
+        expression = ""
+        if kind in ("daily", "weekly", "monthly") and at is None:
+            self.add_error("schedule_time", "Choose the time of day.")
+        elif kind == "hourly":
+            expression = f"{data.get('schedule_minute') or 0} * * * *"
+        elif kind == "daily" and at is not None:
+            expression = f"{at.minute} {at.hour} * * *"
+        elif kind == "weekly" and at is not None:
+            expression = f"{at.minute} {at.hour} * * {data.get('schedule_weekday') or 0}"
+        elif kind == "monthly" and at is not None:
+            expression = f"{at.minute} {at.hour} {data.get('schedule_day') or 1} * *"
+        elif kind == "cron":
+            expression = " ".join((data.get("schedule_cron") or "").split())
+            if not expression:
+                self.add_error("schedule_cron", "Enter a cron expression.")
+            else:
+                try:
+                    parse_cron(expression)
+                except forms.ValidationError as exc:
+                    self.add_error("schedule_cron", exc)
+        self.instance.schedule = expression
+        excludes = list(data.get("excludes") or [])
+        if data.get("junk_preset"):
+            excludes += [p for p in JUNK_EXCLUDES if p not in excludes]
+        data["excludes"] = excludes
+        return data

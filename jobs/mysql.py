@@ -1,0 +1,173 @@
+"""The seam to the MySQL/MariaDB server: dumps and imports through the server's own
+command-line tools (mariadb-dump / mysqldump, mariadb / mysql), streamed, never staged.
+
+The server comes from BACKUPSITE_MYSQL_URL (mysql://user:password@host:port/ or
+mysql://user@localhost/?socket=/run/mysqld/mysqld.sock). The password reaches the tools
+through a private option file, never the command line (visible in `ps`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import IO, BinaryIO, cast
+from urllib.parse import parse_qs, unquote, urlparse
+
+from django.conf import settings
+
+_DB_NAME = re.compile(r"^[A-Za-z0-9_$-]{1,64}$")
+
+
+class MysqlError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class MysqlServer:
+    user: str = "root"
+    password: str = field(default="", repr=False)
+    host: str = "localhost"
+    port: int = 3306
+    socket: str = ""
+
+    @classmethod
+    def from_url(cls, url: str) -> MysqlServer:
+        parsed = urlparse(url)
+        if parsed.scheme not in ("mysql", "mariadb"):
+            raise MysqlError(f"BACKUPSITE_MYSQL_URL must start with mysql://, not {parsed.scheme or url!r}")
+        query = parse_qs(parsed.query)
+        return cls(
+            user=unquote(parsed.username or "root"),
+            password=unquote(parsed.password or ""),
+            host=parsed.hostname or "localhost",
+            port=parsed.port or 3306,
+            socket=query.get("socket", [""])[0],
+        )
+
+    @contextlib.contextmanager
+    def _options_file(self) -> Iterator[str]:
+        lines = ["[client]", f"user={self.user}"]
+        if self.password:
+            lines.append(f"password={self.password}")
+        if self.socket:
+            lines.append(f"socket={self.socket}")
+        else:
+            lines += [f"host={self.host}", f"port={self.port}"]
+            if self.host != "localhost":
+                lines.append("protocol=tcp")
+        fd, path = tempfile.mkstemp(prefix="backupsite-my-", suffix=".cnf")
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write("\n".join(lines) + "\n")
+            yield path
+        finally:
+            os.unlink(path)
+
+    def _tool(self, *names: str) -> str:
+        for name in names:
+            found = shutil.which(name)
+            if found:
+                return found
+        raise MysqlError(f"none of {', '.join(names)} is installed on this server")
+
+    def query(self, sql: str, database: str = "") -> list[list[str]]:
+        client = self._tool("mariadb", "mysql")
+        with self._options_file() as options:
+            argv = [client, f"--defaults-extra-file={options}", "--batch", "--skip-column-names", "-e", sql]
+            if database:
+                argv.append(check_name(database))
+            done = subprocess.run(argv, capture_output=True, timeout=120, check=False)
+        if done.returncode:
+            raise MysqlError(done.stderr.decode(errors="replace").strip() or "mysql client failed")
+        return [line.split("\t") for line in done.stdout.decode().splitlines()]
+
+    def list_databases(self, pattern: str) -> list[str]:
+        """Databases whose names match a LIKE pattern, e.g. 'bob\\_%'."""
+        rows = self.query(f"SHOW DATABASES LIKE '{pattern}'")
+        return [row[0] for row in rows if row]
+
+    @contextlib.contextmanager
+    def dump(self, database: str) -> Iterator[IO[bytes]]:
+        """Stream a consistent dump (no CREATE DATABASE line) of `database`."""
+        tool = self._tool("mariadb-dump", "mysqldump")
+        with self._options_file() as options:
+            argv = [
+                tool,
+                f"--defaults-extra-file={options}",
+                "--single-transaction",
+                "--quick",
+                "--routines",
+                "--triggers",
+                "--events",
+                "--hex-blob",
+                "--default-character-set=utf8mb4",
+                check_name(database),
+            ]
+            with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+                assert proc.stdout is not None
+                assert proc.stderr is not None
+                try:
+                    yield proc.stdout
+                    proc.stdout.read()
+                finally:
+                    code = proc.wait()
+                stderr = proc.stderr.read().decode(errors="replace").strip()
+            if code:
+                raise MysqlError(f"dump of {database} failed: {stderr or f'exit code {code}'}")
+
+    def load(self, database: str, source: IO[bytes], *, create: bool = True) -> None:
+        """Import an SQL stream into `database` (created when missing)."""
+        client = self._tool("mariadb", "mysql")
+        name = check_name(database)
+        if create:
+            self.query(f"CREATE DATABASE IF NOT EXISTS `{name}`")
+        with self._options_file() as options:
+            argv = [client, f"--defaults-extra-file={options}", "--default-character-set=utf8mb4", name]
+            with subprocess.Popen(argv, stdin=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+                assert proc.stdin is not None
+                assert proc.stderr is not None
+                try:
+                    while chunk := source.read(1024 * 1024):
+                        proc.stdin.write(chunk)
+                except BrokenPipeError:
+                    pass
+                finally:
+                    proc.stdin.close()
+                code = proc.wait()
+                stderr = proc.stderr.read().decode(errors="replace").strip()
+        if code:
+            raise MysqlError(f"import into {database} failed: {stderr or f'exit code {code}'}")
+
+
+def check_name(name: str) -> str:
+    if not _DB_NAME.match(name):
+        raise MysqlError(f"{name!r} is not a database name Backupsite accepts")
+    return name
+
+
+def server() -> MysqlServer:
+    return MysqlServer.from_url(settings.MYSQL_URL)
+
+
+@dataclass(frozen=True)
+class DumpSource:
+    """A database to back up, as the native engine wants it: a name and a way to stream it."""
+
+    name: str
+    server: MysqlServer
+
+    def open(self) -> contextlib.AbstractContextManager[BinaryIO]:
+        return cast(contextlib.AbstractContextManager[BinaryIO], self.server.dump(self.name))
+
+
+def account_databases(username: str, listed: list[str]) -> list[str]:
+    if listed:
+        return list(listed)
+    escaped = username.replace("\\", "\\\\").replace("_", "\\_").replace("%", "\\%")
+    return server().list_databases(f"{escaped}\\_%")

@@ -1,0 +1,277 @@
+"""The queue: one table (QueueItem) is the truth about background work.
+
+Tasks claim an item with a conditional UPDATE, report progress through a `Reporter` (which
+also keeps a heartbeat), and finish it with a status. A worker that dies stops the heartbeat;
+`reap_stale` then marks its item failed so nothing shows "running" forever.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from django.db import close_old_connections, connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from .models import BackupJob, QueueItem
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 10.0
+STALE_AFTER = timedelta(seconds=90)
+LOG_LIMIT = 2000
+_FLUSH_SECONDS = 0.5
+
+Status = QueueItem.Status
+
+
+class Aborted(Exception):
+    """An admin asked to stop this item."""
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def enqueue(kind: str, *, dispatch: bool = True, **fields: Any) -> QueueItem:
+    """Create a pending item and send its task once the surrounding transaction commits."""
+    item = QueueItem.objects.create(kind=kind, **fields)
+    if dispatch:
+        transaction.on_commit(lambda: dispatch_item(item.pk, kind))
+    return item
+
+
+def dispatch_item(item_id: int, kind: str) -> None:
+    from . import tasks
+
+    tasks.TASKS_BY_KIND[kind].delay(item_id)
+
+
+def claim(item_id: int) -> QueueItem | None:
+    """Take a pending item for this worker; None if it is gone or someone else has it."""
+    now = timezone.now()
+    taken = QueueItem.objects.filter(pk=item_id, status=Status.PENDING).update(
+        status=Status.RUNNING, started=now, heartbeat=now, worker=worker_name()
+    )
+    if not taken:
+        return None
+    return QueueItem.objects.get(pk=item_id)
+
+
+def request_abort(item: QueueItem) -> bool:
+    """Abort a pending item at once, or ask a running one to stop. False if already finished."""
+    now = timezone.now()
+    if QueueItem.objects.filter(pk=item.pk, status=Status.PENDING).update(
+        status=Status.ABORTED, finished=now, error="Aborted before it started."
+    ):
+        return True
+    return bool(QueueItem.objects.filter(pk=item.pk, status=Status.RUNNING).update(abort_requested=True))
+
+
+def finish(item: QueueItem, status: str, *, error: str = "", result: dict[str, Any] | None = None) -> None:
+    fields: dict[str, Any] = {"status": status, "finished": timezone.now(), "error": error[:10000]}
+    if result is not None:
+        fields["result"] = result
+    if status == Status.COMPLETED:
+        fields["progress"] = 100
+    QueueItem.objects.filter(pk=item.pk, status=Status.RUNNING).update(**fields)
+    _release(item.pk)
+    for name, value in fields.items():
+        setattr(item, name, value)
+
+
+def _release(item_id: int) -> None:
+    """Let the next run of a job, or the next reindex of a destination, start."""
+    from destinations.models import Destination
+
+    BackupJob.objects.filter(running_id=item_id).update(running=None)
+    Destination.objects.filter(reindexing_id=item_id).update(reindexing=None)
+
+
+def reap_stale(now: Any = None) -> int:
+    """Mark running items whose worker stopped beating as failed; returns how many."""
+    now = now or timezone.now()
+    stale = QueueItem.objects.filter(status=Status.RUNNING).filter(
+        Q(heartbeat__lt=now - STALE_AFTER) | Q(heartbeat__isnull=True, started__lt=now - STALE_AFTER)
+    )
+    count = 0
+    for item in stale:
+        updated = QueueItem.objects.filter(
+            pk=item.pk, status=Status.RUNNING, heartbeat=item.heartbeat
+        ).update(
+            status=Status.FAILED,
+            finished=now,
+            error="The worker running this item stopped responding (killed or crashed). "
+            "Nothing it was writing was committed; run it again.",
+        )
+        if updated:
+            _release(item.pk)
+            logger.warning("queue item %s marked failed: worker %s stopped", item.pk, item.worker)
+            count += 1
+    return count
+
+
+def redispatch_lost(now: Any = None, older_than: timedelta = timedelta(minutes=5)) -> int:
+    """Send again the tasks of items pending for long (a message lost with a broker restart).
+    Claiming is conditional, so a duplicate delivery is harmless."""
+    now = now or timezone.now()
+    count = 0
+    for item in QueueItem.objects.filter(status=Status.PENDING, created__lt=now - older_than):
+        dispatch_item(item.pk, item.kind)
+        count += 1
+    return count
+
+
+class Reporter:
+    """Progress, log lines, heartbeat and abort checks for one running item.
+
+    Writes are throttled (at most every half second) except log lines marked important and the
+    final flush. A background thread keeps the heartbeat while the task waits on the network.
+    """
+
+    def __init__(self, item: QueueItem) -> None:
+        self.item = item
+        self._lock = threading.Lock()
+        self._dirty: set[str] = set()
+        self._new_lines: list[str] = []
+        self._last_flush = 0.0
+        self._abort = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{item.pk}", daemon=True)
+        self._thread.start()
+
+    # -- progress --------------------------------------------------------------------------
+    def update(
+        self,
+        *,
+        bytes_done: int | None = None,
+        bytes_total: int | None = None,
+        files_done: int | None = None,
+        files_total: int | None = None,
+        progress: int | None = None,
+    ) -> None:
+        with self._lock:
+            for name, value in (
+                ("bytes_done", bytes_done),
+                ("bytes_total", bytes_total),
+                ("files_done", files_done),
+                ("files_total", files_total),
+            ):
+                if value is not None and getattr(self.item, name) != value:
+                    setattr(self.item, name, value)
+                    self._dirty.add(name)
+            if progress is None:
+                progress = self._derived_progress()
+            progress = max(0, min(99, progress))
+            if progress != self.item.progress:
+                self.item.progress = progress
+                self._dirty.add("progress")
+        self._maybe_flush()
+
+    def _derived_progress(self) -> int:
+        item = self.item
+        if item.bytes_total:
+            return int(100 * item.bytes_done / item.bytes_total)
+        if item.files_total:
+            return int(100 * item.files_done / item.files_total)
+        return item.progress
+
+    def log(self, line: str) -> None:
+        stamped = f"{timezone.now():%H:%M:%S} {line}"
+        logger.info("queue item %s: %s", self.item.pk, line)
+        with self._lock:
+            self._new_lines.append(stamped)
+        self._maybe_flush()
+
+    def abort_requested(self) -> bool:
+        return self._abort
+
+    def check_abort(self) -> None:
+        if self._abort:
+            raise Aborted("Aborted by an admin.")
+
+    # -- persistence ---------------------------------------------------------------------
+    def _maybe_flush(self) -> None:
+        if time.monotonic() - self._last_flush >= _FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            fields = {name: getattr(self.item, name) for name in self._dirty}
+            lines, self._new_lines = self._new_lines, []
+            self._dirty.clear()
+            self._last_flush = time.monotonic()
+        if lines:
+            log = list(self.item.log) + lines
+            if len(log) > LOG_LIMIT:
+                log = [*log[:50], "… (lines left out) …", *log[-(LOG_LIMIT - 51) :]]
+            self.item.log = log
+            fields["log"] = log
+        fields["heartbeat"] = timezone.now()
+        QueueItem.objects.filter(pk=self.item.pk, status=Status.RUNNING).update(**fields)
+        self._abort = QueueItem.objects.filter(pk=self.item.pk, abort_requested=True).exists()
+
+    def _beat(self) -> None:
+        try:
+            while not self._stop.wait(HEARTBEAT_SECONDS):
+                try:
+                    QueueItem.objects.filter(pk=self.item.pk, status=Status.RUNNING).update(
+                        heartbeat=timezone.now()
+                    )
+                    if QueueItem.objects.filter(pk=self.item.pk, abort_requested=True).exists():
+                        self._abort = True
+                except Exception:  # the database may be briefly locked; the next beat retries
+                    logger.exception("heartbeat of queue item %s failed", self.item.pk)
+        finally:
+            connection.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=HEARTBEAT_SECONDS + 5)
+        self.flush()
+
+
+def run_item(item_id: int, kind: str, body: Callable[[QueueItem, Reporter], dict[str, Any] | None]) -> None:
+    """Claim item `item_id` and run `body` on it, recording the outcome.
+
+    `body` returns the result object; it may set `result["status"]` to "partial". Exceptions
+    become a failed item with the error message; Aborted becomes aborted.
+    """
+    close_old_connections()
+    item = claim(item_id)
+    if item is None:
+        logger.info("queue item %s is not pending any more; nothing to do", item_id)
+        return
+    if item.kind != kind:
+        finish(item, Status.FAILED, error=f"queue item is a {item.kind}, not a {kind}")
+        return
+    reporter = Reporter(item)
+    status, error, result = Status.FAILED, "", None
+    try:
+        result = body(item, reporter) or {}
+        status = Status.PARTIAL if result.pop("status", None) == "partial" else Status.COMPLETED
+        error = result.pop("error", "") if status == Status.PARTIAL else ""
+    except Aborted as exc:
+        status, error = Status.ABORTED, str(exc)
+        reporter.log("Aborted.")
+    except Exception as exc:
+        error = _describe(exc)
+        reporter.log(f"Failed: {error}")
+        logger.error("queue item %s failed:\n%s", item_id, traceback.format_exc())
+    finally:
+        reporter.close()
+        finish(item, status, error=error, result=result)
+
+
+def _describe(exc: BaseException) -> str:
+    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    hint = getattr(exc, "hint", "")
+    return f"{message} ({hint})" if hint else message

@@ -1,0 +1,49 @@
+"""Backups as the index knows them: lock state, and keeping the destination's marker in step."""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from destinations.models import Engine, Snapshot
+
+
+def set_locked(snapshot: Snapshot, locked: bool) -> Snapshot:
+    """Lock or unlock a backup. A locked backup is never rotated nor chosen as an incremental
+    slot. The index changes at once; for native backups a worker also writes (or removes) the
+    LOCKED marker on the destination, so the lock survives a rebuild of the index."""
+    Snapshot.objects.filter(pk=snapshot.pk).update(locked=locked)
+    snapshot.locked = locked
+    if snapshot.engine == Engine.NATIVE and not snapshot.destination.read_only:
+        from . import tasks
+
+        transaction.on_commit(lambda: tasks.sync_lock_marker.delay(snapshot.pk))
+    return snapshot
+
+
+def sync_lock_marker(snapshot_id: int) -> None:
+    """Write or remove the LOCKED marker of a native backup to match the index."""
+    from destinations.engines import native
+
+    from .backup import open_session
+
+    snapshot = Snapshot.objects.select_related("destination").filter(pk=snapshot_id).first()
+    if snapshot is None or snapshot.engine != Engine.NATIVE or snapshot.destination.read_only:
+        return
+    with open_session(snapshot.destination) as session, session.connection() as conn:
+        native.set_locked(conn, snapshot.path, snapshot.locked)
+
+
+def queue_deletion(snapshot: Snapshot, *, requested_by: object = None) -> object:
+    """Delete a backup from its destination and the index, as a queue item."""
+    from .models import QueueItem
+    from .queue import enqueue
+
+    with transaction.atomic():
+        return enqueue(
+            QueueItem.Kind.ROTATION,
+            title=f"delete {snapshot.path}",
+            destination=snapshot.destination,
+            snapshot=snapshot,
+            account=snapshot.account,
+            requested_by=requested_by if getattr(requested_by, "is_authenticated", False) else None,
+        )

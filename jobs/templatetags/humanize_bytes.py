@@ -1,0 +1,16 @@
+from django import template
+
+register = template.Library()
+
+
+@register.filter(name="bytes")
+def human_bytes(value: int | None) -> str:
+    """1536 -> '1.5 KiB'."""
+    if value is None:
+        return "—"
+    size = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(size) < 1024 or unit == "TiB":
+            return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"

@@ -1,0 +1,23 @@
+from django.urls import path
+
+from . import views
+
+app_name = "jobs"
+urlpatterns = [
+    path("accounts/", views.account_list, name="accounts"),
+    path("accounts/new/", views.account_create, name="account-create"),
+    path("accounts/<int:pk>/edit/", views.account_edit, name="account-edit"),
+    path("accounts/<int:pk>/delete/", views.account_delete, name="account-delete"),
+    path("jobs/", views.job_list, name="jobs"),
+    path("jobs/new/", views.job_create, name="job-create"),
+    path("jobs/<int:pk>/", views.job_edit, name="job-edit"),
+    path("jobs/<int:pk>/delete/", views.job_delete, name="job-delete"),
+    path("jobs/<int:pk>/run/", views.job_run, name="job-run"),
+    path("queue/", views.queue_list, name="queue"),
+    path("queue/rows/", views.queue_rows, name="queue-rows"),
+    path("queue/<int:pk>/", views.queue_detail, name="queue-detail"),
+    path("queue/<int:pk>/abort/", views.queue_abort, name="queue-abort"),
+    path("backups/", views.snapshot_list, name="snapshots"),
+    path("backups/<int:pk>/lock/", views.snapshot_lock, name="snapshot-lock"),
+    path("backups/<int:pk>/unlock/", views.snapshot_unlock, name="snapshot-unlock"),
+]

@@ -1,0 +1,191 @@
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db.models import ProtectedError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from backupsite import access
+from backupsite.access import is_htmx, staff_required
+from destinations.models import Destination
+
+from . import backup, queue, snapshots
+from .forms import AccountForm, BackupJobForm
+from .models import Account, BackupJob, QueueItem
+
+
+@staff_required
+def account_list(request: HttpRequest) -> HttpResponse:
+    accounts = Account.objects.select_related("owner").order_by("discovered", "username")
+    return render(request, "jobs/accounts.html", {"accounts": accounts, "nav": "accounts"})
+
+
+@staff_required
+def account_create(request: HttpRequest) -> HttpResponse:
+    form = AccountForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        account = form.save()
+        messages.success(request, f"Account {account.username} saved.")
+        return redirect("jobs:accounts")
+    return render(request, "jobs/form.html", {"form": form, "title": "New account", "nav": "accounts"})
+
+
+@staff_required
+def account_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    account = get_object_or_404(Account, pk=pk)
+    form = AccountForm(request.POST or None, instance=account)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, f"Account {account.username} saved.")
+        return redirect("jobs:accounts")
+    return render(
+        request, "jobs/form.html", {"form": form, "title": f"Account {account.username}", "nav": "accounts"}
+    )
+
+
+@staff_required
+def account_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    account = get_object_or_404(Account, pk=pk)
+    if request.method == "POST":
+        account.delete()
+        messages.success(
+            request, f"Account {account.username} removed. Its backups stay on the destinations."
+        )
+        return redirect("jobs:accounts")
+    return render(
+        request,
+        "jobs/confirm_delete.html",
+        {
+            "object": account,
+            "what": "account",
+            "note": "Its backups on the destinations are not deleted.",
+            "nav": "accounts",
+        },
+    )
+
+
+@staff_required
+def job_list(request: HttpRequest) -> HttpResponse:
+    jobs = BackupJob.objects.select_related("destination", "running").prefetch_related("accounts")
+    return render(request, "jobs/jobs.html", {"jobs": jobs, "nav": "jobs"})
+
+
+@staff_required
+def job_create(request: HttpRequest) -> HttpResponse:
+    form = BackupJobForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        job = form.save()
+        messages.success(request, f"Backup job {job.name} saved.")
+        return redirect("jobs:jobs")
+    context = {
+        "form": form,
+        "title": "New backup job",
+        "nav": "jobs",
+        "has_destinations": Destination.objects.exists(),
+    }
+    return render(request, "jobs/job_form.html", context)
+
+
+@staff_required
+def job_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    job = get_object_or_404(BackupJob, pk=pk)
+    form = BackupJobForm(request.POST or None, instance=job)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, f"Backup job {job.name} saved.")
+        return redirect("jobs:jobs")
+    return render(
+        request,
+        "jobs/job_form.html",
+        {"form": form, "title": f"Backup job {job.name}", "job": job, "nav": "jobs"},
+    )
+
+
+@staff_required
+def job_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    job = get_object_or_404(BackupJob, pk=pk)
+    if request.method == "POST":
+        try:
+            job.delete()
+        except ProtectedError:
+            messages.error(request, "This job cannot be deleted now.")
+            return redirect("jobs:jobs")
+        messages.success(request, f"Backup job {job.name} deleted. Its backups stay on the destination.")
+        return redirect("jobs:jobs")
+    return render(
+        request,
+        "jobs/confirm_delete.html",
+        {
+            "object": job,
+            "what": "backup job",
+            "note": "Backups it wrote stay on the destination.",
+            "nav": "jobs",
+        },
+    )
+
+
+@staff_required
+@require_POST
+def job_run(request: HttpRequest, pk: int) -> HttpResponse:
+    job = get_object_or_404(BackupJob, pk=pk)
+    item = backup.queue_run(job, requested_by=request.user)
+    messages.success(request, f"Backup of {job.name} queued.")
+    return redirect("jobs:queue-detail", pk=item.pk)
+
+
+@login_required
+def queue_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "jobs/queue.html", {"page": _queue_page(request), "nav": "queue"})
+
+
+@login_required
+def queue_rows(request: HttpRequest) -> HttpResponse:
+    return render(request, "jobs/_queue_rows.html", {"page": _queue_page(request)})
+
+
+def _queue_page(request: HttpRequest):  # type: ignore[no-untyped-def]
+    items = access.visible_queue_items(request.user).select_related("job", "account", "destination")
+    return Paginator(items, 25).get_page(request.GET.get("page"))
+
+
+@login_required
+def queue_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    item = access.get_queue_item(request.user, pk)
+    template = "jobs/_queue_item.html" if is_htmx(request) else "jobs/queue_item.html"
+    return render(request, template, {"item": item, "nav": "queue"})
+
+
+@staff_required
+@require_POST
+def queue_abort(request: HttpRequest, pk: int) -> HttpResponse:
+    item = get_object_or_404(QueueItem, pk=pk)
+    if queue.request_abort(item):
+        messages.info(request, "Abort requested.")
+    else:
+        messages.warning(request, "This item has already finished.")
+    return redirect("jobs:queue-detail", pk=item.pk)
+
+
+@staff_required
+def snapshot_list(request: HttpRequest) -> HttpResponse:
+    rows = access.visible_snapshots(request.user)
+    account = request.GET.get("account", "")
+    if account:
+        rows = rows.filter(account_name=account)
+    page = Paginator(rows, 50).get_page(request.GET.get("page"))
+    return render(request, "jobs/snapshots.html", {"page": page, "account": account, "nav": "backups"})
+
+
+@staff_required
+@require_POST
+def snapshot_lock(request: HttpRequest, pk: int) -> HttpResponse:
+    snapshots.set_locked(access.get_snapshot(request.user, pk), True)
+    return redirect(request.POST.get("next") or "jobs:snapshots")
+
+
+@staff_required
+@require_POST
+def snapshot_unlock(request: HttpRequest, pk: int) -> HttpResponse:
+    snapshots.set_locked(access.get_snapshot(request.user, pk), False)
+    return redirect(request.POST.get("next") or "jobs:snapshots")
