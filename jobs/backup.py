@@ -125,7 +125,7 @@ def run(item: QueueItem, reporter: queue.Reporter) -> dict[str, Any]:
                 f"Account {account.username}: starting ({job.get_type_display().lower()}, keep {job.retention})"
             )
             try:
-                snapshot = back_up_account(job, account, session, progress)
+                snapshot, manifest = back_up_account(job, account, session, progress)
             except queue.Aborted:
                 raise
             except native.BackupAborted as exc:
@@ -136,12 +136,18 @@ def run(item: QueueItem, reporter: queue.Reporter) -> dict[str, Any]:
                 results.append({"account": account.username, "status": "failed", "error": message})
                 continue
             progress.account_done()
+            totals = manifest.totals
             results.append(
                 {
                     "account": account.username,
                     "status": "completed",
                     "path": snapshot.path,
                     "snapshot": snapshot.pk,
+                    "generation": manifest.generation,
+                    "files": totals.get("files", 0),
+                    "bytes": totals.get("bytes", 0),
+                    "uploaded": totals.get("uploaded", 0),
+                    "databases": len(manifest.databases),
                 }
             )
             reporter.log(f"Account {account.username}: done → {snapshot.path}")
@@ -161,10 +167,13 @@ def open_session(destination: Destination) -> FtpSession:
         max_connections=destination.concurrency or None,
         lease_key=destination.lease_key if destination.concurrency else None,
         redis_url=settings.REDIS_URL,
+        create_root=not destination.read_only,
     )
 
 
-def back_up_account(job: BackupJob, account: Account, session: FtpSession, progress: _Progress) -> Snapshot:
+def back_up_account(
+    job: BackupJob, account: Account, session: FtpSession, progress: _Progress
+) -> tuple[Snapshot, native.Manifest]:
     if job.include_home and not account.home:
         raise native.NativeError(f"account {account.username} has no home folder on this server")
     target = choose_target(job, account, session)
@@ -199,7 +208,7 @@ def back_up_account(job: BackupJob, account: Account, session: FtpSession, progr
         raise
     catalog.record_native(snapshot, manifest)
     rotate(job, account, session, progress)
-    return snapshot
+    return snapshot, manifest
 
 
 def choose_target(job: BackupJob, account: Account, session: FtpSession) -> Target:

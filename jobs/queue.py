@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from django.db import close_old_connections, connection, transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -245,7 +245,6 @@ def run_item(item_id: int, kind: str, body: Callable[[QueueItem, Reporter], dict
     `body` returns the result object; it may set `result["status"]` to "partial". Exceptions
     become a failed item with the error message; Aborted becomes aborted.
     """
-    close_old_connections()
     item = claim(item_id)
     if item is None:
         logger.info("queue item %s is not pending any more; nothing to do", item_id)

@@ -1,6 +1,6 @@
 import pytest
 
-pytest_plugins = ["tests.fixtures_ftp", "tests.fixtures_browser"]
+pytest_plugins = ["tests.fixtures_ftp", "tests.fixtures_browser", "tests.fixtures_jobs"]
 
 
 @pytest.fixture(autouse=True)

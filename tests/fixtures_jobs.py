@@ -1,0 +1,97 @@
+"""Fixtures for backup jobs against the real pure-ftpd, Redis and MariaDB."""
+
+from __future__ import annotations
+
+import secrets
+
+import pytest
+
+from destinations.models import Destination
+from jobs import backup, queue
+from jobs.models import Account, BackupJob, QueueItem
+
+from .homes import make_home
+from .peers import missing_peer
+
+
+@pytest.fixture
+def redis_settings(redis_url, settings):
+    settings.REDIS_URL = redis_url
+    return redis_url
+
+
+@pytest.fixture
+def native_destination(db, pure_ftpd, ftp_dir, redis_settings):
+    destination = Destination(
+        name=f"ftp-{secrets.token_hex(3)}",
+        host=pure_ftpd.host,
+        port=pure_ftpd.port,
+        username=pure_ftpd.user,
+        directory=ftp_dir,
+        ssl=False,
+        timeout=10,
+        retries=2,
+        concurrency=2,
+    )
+    destination.set_password(pure_ftpd.password)
+    destination.save()
+    return destination
+
+
+@pytest.fixture
+def home_account(db, tmp_path):
+    username = f"u{secrets.token_hex(3)}"
+    home = make_home(tmp_path / username)
+    return Account.objects.create(username=username, home=str(home))
+
+
+def make_job(destination: Destination, account: Account, **fields) -> BackupJob:
+    defaults = {
+        "name": f"job-{secrets.token_hex(3)}",
+        "type": "incremental",
+        "retention": 3,
+        "include_databases": False,
+    }
+    job = BackupJob.objects.create(destination=destination, **{**defaults, **fields})
+    job.accounts.add(account)
+    return job
+
+
+def run_job(job: BackupJob) -> QueueItem:
+    """Run one backup of `job` in this process, as a worker would."""
+    item = queue.enqueue(
+        QueueItem.Kind.BACKUP, dispatch=False, title=job.name, job=job, destination=job.destination
+    )
+    assert backup.take_job(item.pk) is True
+    queue.run_item(item.pk, QueueItem.Kind.BACKUP, backup.run)
+    item.refresh_from_db()
+    return item
+
+
+@pytest.fixture(scope="session")
+def mysql_server():
+    from jobs import mysql
+
+    server = mysql.server()
+    try:
+        server.query("SELECT 1")
+    except mysql.MysqlError as exc:
+        missing_peer(f"MariaDB/MySQL is not reachable at BACKUPSITE_MYSQL_URL: {exc}")
+    return server
+
+
+@pytest.fixture
+def account_database(mysql_server, home_account):
+    """A database of the account (named USERNAME_wp, as cPanel names them) with rows."""
+    name = f"{home_account.username}_wp"
+    mysql_server.query(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    mysql_server.query(
+        "CREATE TABLE posts (id INT PRIMARY KEY, title VARCHAR(200), body TEXT) CHARACTER SET utf8mb4",
+        database=name,
+    )
+    values = ",".join(
+        f"({i}, 'title {i} ünïcode ''quoted''', REPEAT('body {i} ', 50))" for i in range(1, 301)
+    )
+    mysql_server.query(f"INSERT INTO posts VALUES {values}", database=name)
+    yield name
+    mysql_server.query(f"DROP DATABASE IF EXISTS `{name}`")
