@@ -208,3 +208,5 @@ CELERY_BEAT_SCHEDULE = {
     "expire-downloads": {"task": "jobs.tasks.expire_downloads", "schedule": 900.0},
     "collect-listing-garbage": {"task": "jobs.tasks.collect_listing_garbage", "schedule": 86400.0},
 }
+# Seconds after which a connection lease of a worker that died is free again.
+LEASE_TTL = env_int("BACKUPSITE_LEASE_TTL", 60, minimum=5, maximum=3600)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import functools
 import hashlib
 import io
@@ -31,6 +32,7 @@ import re
 import socket
 import ssl
 import struct
+import termios
 import threading
 import time
 from collections.abc import Awaitable, Callable, Generator, Iterator
@@ -488,6 +490,7 @@ class _DataChannel:
         """Close our side (end of an upload), wait for the final 2xx reply, and return its text."""
         text = ""
         if self.writer is not None:
+            await self._wait_sent()
             self.writer.close()  # flushes, then EOF (and TLS close_notify): the end of an upload
         if not self.finished:
             self.finished = True
@@ -499,6 +502,30 @@ class _DataChannel:
             _abort_transport(self.writer)
         return text
 
+    async def _wait_sent(self) -> None:
+        """Wait until the server has taken everything we wrote, for as long as it keeps taking.
+
+        Socket buffers can hold many seconds' worth of data on a slow link; the final reply
+        only comes once the server has read it all. Counting that wait against the reply's
+        timeout would fail healthy uploads, so the timeout applies to a stall instead: no byte
+        acknowledged for `timeout` seconds."""
+        assert self.writer is not None
+        loop = asyncio.get_running_loop()
+        transport = self.writer.transport
+        sock = self.writer.get_extra_info("socket")
+        last = -1
+        deadline = loop.time() + self.control.timeout
+        while True:
+            pending = transport.get_write_buffer_size() + _unacknowledged(sock)
+            if pending <= 0:
+                return
+            if last < 0 or pending < last:
+                last = pending
+                deadline = loop.time() + self.control.timeout
+            elif loop.time() >= deadline:
+                raise TimeoutError
+            await asyncio.sleep(0.02)
+
     def abort(self) -> None:
         """Reset the data connection: the server sees a failed transfer, not a short file."""
         if self.writer is None:
@@ -508,6 +535,18 @@ class _DataChannel:
             if sock is not None:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         _abort_transport(self.writer)
+
+
+def _unacknowledged(sock: object) -> int:
+    """Bytes written to `sock` that the peer has not acknowledged yet (0 when unknown)."""
+    fileno = getattr(sock, "fileno", None)
+    if fileno is None:
+        return 0
+    try:
+        raw = fcntl.ioctl(fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
+    except (OSError, ValueError):
+        return 0
+    return int(struct.unpack("i", raw)[0])
 
 
 def _abort_transport(writer: asyncio.StreamWriter) -> None:
@@ -1501,6 +1540,7 @@ class FtpSession:
         redis_url: str | None = None,
         lease_limit: int | None = None,
         lease_timeout: float | None = None,
+        lease_ttl: float = 60.0,
         create_root: bool = False,
     ) -> None:
         self.settings = settings
@@ -1517,7 +1557,9 @@ class FtpSession:
         if lease_key and limit:
             from destinations.leases import ConnectionLeases
 
-            self._leases = ConnectionLeases.from_url(redis_url or _default_redis_url(), lease_key, limit)
+            self._leases = ConnectionLeases.from_url(
+                redis_url or _default_redis_url(), lease_key, limit, ttl=lease_ttl
+            )
 
     def __repr__(self) -> str:
         return f"<FtpSession {self.settings.host}:{self.settings.port} {len(self._open)} open>"

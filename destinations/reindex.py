@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from itertools import chain
 from typing import TYPE_CHECKING, Any
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -26,6 +25,7 @@ from .engines.native_common import ACCOUNT_RE, BACKUP_ID_RE, LOCK_FILE, MANIFEST
 from .engines.tarsafe import IterStream
 from .ftp import FtpError, FtpSession, PermanentError, RemoteStore
 from .models import Destination, Engine, Snapshot
+from .sessions import open_session
 from .streams import prefetch
 
 if TYPE_CHECKING:
@@ -60,15 +60,6 @@ def queue_reindex(destination: Destination, *, requested_by: Any = None) -> Queu
             destination=destination,
             requested_by=requested_by if getattr(requested_by, "is_authenticated", False) else None,
         )
-
-
-def open_session(destination: Destination) -> FtpSession:
-    return FtpSession(
-        destination.ftp_settings(),
-        max_connections=destination.concurrency or None,
-        lease_key=destination.lease_key if destination.concurrency else None,
-        redis_url=settings.REDIS_URL,
-    )
 
 
 def run(item: QueueItem, reporter: Reporter) -> dict[str, Any]:

@@ -16,14 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from destinations import catalog
 from destinations.engines import native
 from destinations.ftp import FtpError, FtpSession
-from destinations.models import Destination, Engine, Snapshot
+from destinations.models import Engine, Snapshot
+from destinations.sessions import open_session
 
 from . import mysql, queue
 from .models import Account, BackupJob, QueueItem
@@ -159,16 +159,6 @@ def run(item: QueueItem, reporter: queue.Reporter) -> dict[str, Any]:
         result["status"] = "partial"
         result["error"] = f"{len(failed)} of {len(results)} accounts failed"
     return result
-
-
-def open_session(destination: Destination) -> FtpSession:
-    return FtpSession(
-        destination.ftp_settings(),
-        max_connections=destination.concurrency or None,
-        lease_key=destination.lease_key if destination.concurrency else None,
-        redis_url=settings.REDIS_URL,
-        create_root=not destination.read_only,
-    )
 
 
 def back_up_account(

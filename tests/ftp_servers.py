@@ -741,3 +741,20 @@ def closed_port() -> Iterator[int]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         yield int(sock.getsockname()[1])
+
+
+class Throttled:
+    """Uploads crawl at `read_limit` bytes per second (and downloads at `write_limit`), as over
+    a slow link: a run takes a while, and socket buffers hold seconds of data."""
+
+    options: dict[str, Any]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        from pyftpdlib.handlers import ThrottledDTPHandler
+
+        limits = {
+            "read_limit": self.options.get("read_limit", 1_000_000),
+            "write_limit": self.options.get("write_limit", 0),
+        }
+        self.dtp_handler = type("ThrottledDTP", (ThrottledDTPHandler,), limits)

@@ -200,3 +200,22 @@ def test_list_fallback_is_parsed_when_mlsd_is_missing(fault_ftp_server: FaultSer
     assert (entries["mail"].type, entries["mail"].mode) == ("dir", 0o1711)
     assert "LIST -a" in server.state.commands  # "-a": servers hide dot files from a plain LIST
     assert "CWD /some/dir" in server.state.commands
+
+
+def test_a_slow_link_draining_socket_buffers_is_not_mistaken_for_a_silent_server(fault_ftp_server):
+    """GIVEN a server that takes uploads at 400 kB/s and a 2 s timeout
+    WHEN a 3 MB upload leaves seconds of data in the socket buffers after the last write
+    THEN the client waits while the server keeps taking bytes, and the upload succeeds at once,
+    with no retry (the timeout is for a stall, not for the whole drain)."""
+    import io
+    import os
+
+    from destinations.ftp import FtpConnection
+    from tests.ftp_servers import Throttled
+
+    server = fault_ftp_server(Throttled, read_limit=400_000)
+    data = os.urandom(3_000_000)
+    with FtpConnection(server.settings(timeout=2.0, retries=0)) as conn:
+        assert conn.upload_file("slow.bin", io.BytesIO(data)) == len(data)
+    assert (server.root / "slow.bin").read_bytes() == data
+    assert sum(1 for c in server.state.commands if c.startswith(("STOR", "APPE"))) == 1
