@@ -1,7 +1,7 @@
 from rest_framework.routers import DefaultRouter
 
 from destinations.api import DestinationViewSet
-from jobs.api import AccountViewSet, BackupJobViewSet, QueueItemViewSet, SnapshotViewSet
+from jobs.api import AccountViewSet, BackupJobViewSet, ClientViewSet, QueueItemViewSet, SnapshotViewSet
 
 router = DefaultRouter()
 router.register("destinations", DestinationViewSet, basename="destination")
@@ -9,5 +9,6 @@ router.register("accounts", AccountViewSet, basename="account")
 router.register("jobs", BackupJobViewSet, basename="job")
 router.register("queue", QueueItemViewSet, basename="queue")
 router.register("snapshots", SnapshotViewSet, basename="snapshot")
+router.register("clients", ClientViewSet, basename="client")
 
 urlpatterns = router.urls

@@ -5,4 +5,7 @@ from django.shortcuts import redirect
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    return redirect("destinations:list")
+    """Admins start at their destinations; clients at their own accounts."""
+    if request.user.is_staff:
+        return redirect("destinations:list")
+    return redirect("jobs:my-accounts")

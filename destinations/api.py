@@ -4,6 +4,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import permissions, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -73,8 +74,14 @@ class DestinationSerializer(ModelCleanSerializer):
 
 
 class IsStaff(permissions.BasePermission):
+    """Admins only. A logged-in client gets 404, as for anything else that is not theirs."""
+
     def has_permission(self, request: Request, view: Any) -> bool:
-        return bool(request.user and request.user.is_authenticated and request.user.is_staff)
+        if not (request.user and request.user.is_authenticated):
+            return False
+        if not request.user.is_staff:
+            raise NotFound
+        return True
 
 
 class ValidationCheckSerializer(serializers.Serializer):

@@ -4,6 +4,7 @@ from django.contrib.auth import get_user_model
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -14,6 +15,47 @@ from destinations.models import Destination, Snapshot
 
 from . import backup, queue, snapshots
 from .models import Account, BackupJob, QueueItem
+
+# --- browsing, restore and download ------------------------------------------------------------
+
+
+class FileEntrySerializer(serializers.Serializer):
+    name = serializers.CharField()
+    path = serializers.CharField()
+    type = serializers.CharField()
+    size = serializers.IntegerField()
+    mtime = serializers.DateTimeField(allow_null=True)
+
+
+class RestoreRequestSerializer(serializers.Serializer):
+    parts = serializers.ListField(child=serializers.DictField(), required=False, default=list)
+    paths = serializers.ListField(child=serializers.CharField(allow_blank=True), required=False, default=list)
+    target = serializers.ChoiceField(
+        choices=["new_folder", "overwrite"], required=False, default="new_folder"
+    )
+    database_name = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class VersionSerializer(serializers.Serializer):
+    snapshot = serializers.IntegerField()
+    created = serializers.DateTimeField()
+    engine = serializers.CharField()
+    type = serializers.CharField()
+    size = serializers.IntegerField()
+    mtime = serializers.DateTimeField(allow_null=True)
+    entry_type = serializers.CharField()
+
+
+def _entry_json(entry: Any) -> dict[str, Any]:
+    from datetime import UTC, datetime
+
+    return {
+        "name": entry.name,
+        "path": entry.path,
+        "type": entry.type,
+        "size": entry.size,
+        "mtime": datetime.fromtimestamp(entry.mtime, tz=UTC) if entry.mtime else None,
+    }
 
 
 class AccountSerializer(ModelCleanSerializer):
@@ -45,6 +87,43 @@ class AccountViewSet(viewsets.ModelViewSet):
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         return access.visible_accounts(self.request.user).select_related("owner")
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("path", str, required=True, description="File path, relative to the home folder")
+        ],
+        responses={200: VersionSerializer(many=True)},
+    )
+    @action(detail=True, methods=["get"])
+    def versions(self, request: Request, pk: str | None = None) -> Response:
+        """The file at `path` in every backup of this account, newest first (paginated)."""
+        from datetime import UTC, datetime
+
+        from destinations import listing
+
+        from .browse import versions
+
+        account = self.get_object()
+        try:
+            path = listing.normalise(request.query_params.get("path", ""))
+        except ValueError:
+            raise ValidationError({"path": ["The path must not contain '..' or NUL."]}) from None
+        if not path:
+            raise ValidationError({"path": ["Give the path of a file, relative to the home folder."]})
+        rows = [
+            {
+                "snapshot": row["snapshot"].pk,
+                "created": row["snapshot"].created,
+                "engine": row["snapshot"].engine,
+                "type": row["snapshot"].type,
+                "size": row["entry"].size,
+                "mtime": datetime.fromtimestamp(row["entry"].mtime, tz=UTC) if row["entry"].mtime else None,
+                "entry_type": row["entry"].type,
+            }
+            for row in versions(request.user, account, path)
+        ]
+        page = self.paginate_queryset(rows)
+        return self.get_paginated_response(page or [])
 
 
 class BackupJobSerializer(ModelCleanSerializer):
@@ -190,6 +269,68 @@ class SnapshotViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().list(request, *args, **kwargs)
 
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("path", str, description="Folder, relative to the home folder"),
+            OpenApiParameter("q", str, description="Search names under the folder (glob or text)"),
+        ],
+        responses={200: FileEntrySerializer(many=True)},
+    )
+    @action(detail=True, methods=["get"])
+    def files(self, request: Request, pk: str | None = None) -> Response:
+        """The entries of one folder of the backup's home directory (paginated)."""
+        from destinations import listing
+
+        snapshot = self.get_object()
+        try:
+            path = listing.normalise(request.query_params.get("path", ""))
+        except ValueError:
+            raise ValidationError({"path": ["The path must not contain '..' or NUL."]}) from None
+        query = request.query_params.get("q", "").strip()
+        if not snapshot.listing_root:
+            entries: list[Any] = []
+        elif query:
+            entries = listing.search(snapshot.listing_root, path, query, limit=1000)
+        else:
+            found = listing.list_folder(snapshot.listing_root, path)
+            if found is None:
+                raise NotFound("No such folder in this backup.")
+            entries = sorted(found, key=lambda e: (e.type != "dir", e.name))
+        page = self.paginate_queryset(entries)
+        return self.get_paginated_response([_entry_json(e) for e in page or []])
+
+    @extend_schema(request=RestoreRequestSerializer, responses={202: QueueItemSerializer})
+    @action(detail=True, methods=["post"])
+    def restore(self, request: Request, pk: str | None = None) -> Response:
+        """Queue a restore into the backup's own account; answers the queue item."""
+        return self._queue(request, download=False)
+
+    @extend_schema(request=RestoreRequestSerializer, responses={202: QueueItemSerializer})
+    @action(detail=True, methods=["post"])
+    def download(self, request: Request, pk: str | None = None) -> Response:
+        """Queue the preparation of a .tar.gz; the finished item's result holds its url."""
+        return self._queue(request, download=True)
+
+    def _queue(self, request: Request, *, download: bool) -> Response:
+        from django.core.exceptions import ValidationError as DjangoValidationError
+
+        from . import downloads, restore
+
+        snapshot = self.get_object()
+        data = request.data if isinstance(request.data, dict) else {}
+        try:
+            checked = restore.validate_request(snapshot, data, for_download=download)
+        except DjangoValidationError as exc:
+            detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+            raise ValidationError(detail) from None
+        except restore.RestoreRefused as exc:
+            raise ValidationError({"non_field_errors": [str(exc)]}) from None
+        if download:
+            item = downloads.queue_download(snapshot, checked, request.user)
+        else:
+            item = restore.queue_restore(snapshot, checked, request.user)
+        return Response(QueueItemSerializer(item).data, status=status.HTTP_202_ACCEPTED)
+
     @extend_schema(request=None, responses={200: SnapshotSerializer})
     @action(detail=True, methods=["post"], permission_classes=[IsStaff])
     def lock(self, request: Request, pk: str | None = None) -> Response:
@@ -201,3 +342,59 @@ class SnapshotViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     def unlock(self, request: Request, pk: str | None = None) -> Response:
         snapshot = snapshots.set_locked(self.get_object(), False)
         return Response(SnapshotSerializer(snapshot).data)
+
+
+class ClientSerializer(serializers.ModelSerializer):
+    password = serializers.CharField(
+        write_only=True, required=False, allow_blank=True, style={"input_type": "password"}
+    )
+    accounts = serializers.PrimaryKeyRelatedField(queryset=Account.objects.all(), many=True, required=False)
+
+    class Meta:
+        model = get_user_model()
+        fields = ["id", "username", "password", "email", "accounts"]
+
+    def validate_password(self, value: str) -> str:
+        from django.contrib.auth.password_validation import validate_password
+
+        if not value and self.instance is None:
+            raise ValidationError("Choose a password for the new client.")
+        if value:
+            validate_password(value, self.instance)
+        return value
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        data["accounts"] = list(
+            Account.objects.filter(owner=instance).order_by("pk").values_list("pk", flat=True)
+        )
+        return data
+
+    def create(self, validated_data: dict[str, Any]) -> Any:
+        from .clients import save_client
+
+        accounts = validated_data.pop("accounts", [])
+        password = validated_data.pop("password", "")
+        user = get_user_model()(**validated_data)
+        return save_client(user, password=password, accounts=accounts)
+
+    def update(self, instance: Any, validated_data: dict[str, Any]) -> Any:
+        from .clients import save_client
+
+        accounts = validated_data.pop("accounts", None)
+        password = validated_data.pop("password", "")
+        for name, value in validated_data.items():
+            setattr(instance, name, value)
+        return save_client(instance, password=password, accounts=accounts)
+
+
+class ClientViewSet(viewsets.ModelViewSet):
+    """Client users (admins only): they log in to browse and restore their accounts' backups."""
+
+    serializer_class = ClientSerializer
+    permission_classes = [IsStaff]
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        from .clients import clients
+
+        return clients()

@@ -210,3 +210,51 @@ class BackupJobForm(forms.ModelForm):
             excludes += [p for p in JUNK_EXCLUDES if p not in excludes]
         data["excludes"] = excludes
         return data
+
+
+class ClientForm(forms.ModelForm):
+    """An admin creates or edits a client: login, email, password, and the accounts it owns."""
+
+    password = forms.CharField(
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        required=False,
+        strip=False,
+        help_text="Required for a new client; leave blank to keep the current one.",
+    )
+    accounts = forms.ModelMultipleChoiceField(
+        queryset=Account.objects.order_by("username"),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Accounts whose backups this client may browse and restore (accounts found in "
+        "backups are listed too).",
+    )
+
+    class Meta:
+        model = get_user_model()
+        fields = ["username", "email", "password", "accounts"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["email"].required = False
+        if self.instance.pk:
+            self.initial["accounts"] = list(Account.objects.filter(owner=self.instance))
+        self.helper = FormHelper()
+        self.helper.form_tag = False
+
+    def clean_password(self) -> str:
+        from django.contrib.auth.password_validation import validate_password
+
+        password: str = self.cleaned_data.get("password") or ""
+        if not password and self.instance.pk is None:
+            raise forms.ValidationError("Choose a password for the new client.")
+        if password:
+            validate_password(password, self.instance)
+        return password
+
+    def save(self, commit: bool = True) -> Any:
+        from .clients import save_client
+
+        user = super().save(commit=False)
+        return save_client(
+            user, password=self.cleaned_data["password"], accounts=self.cleaned_data["accounts"]
+        )

@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -189,3 +191,93 @@ def snapshot_lock(request: HttpRequest, pk: int) -> HttpResponse:
 def snapshot_unlock(request: HttpRequest, pk: int) -> HttpResponse:
     snapshots.set_locked(access.get_snapshot(request.user, pk), False)
     return redirect(request.POST.get("next") or "jobs:snapshots")
+
+
+@staff_required
+def snapshot_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    snapshot = access.get_snapshot(request.user, pk)
+    if request.method == "POST":
+        item = snapshots.queue_deletion(snapshot, requested_by=request.user)
+        messages.info(request, "Deletion queued.")
+        return redirect("jobs:queue-detail", pk=item.pk)  # type: ignore[attr-defined]
+    note = (
+        "It is deleted from the destination for good."
+        if not snapshot.locked
+        else "It is locked: unlock it first."
+    )
+    return render(
+        request,
+        "jobs/confirm_delete.html",
+        {"object": snapshot, "what": "backup", "note": note, "nav": "backups"},
+    )
+
+
+@staff_required
+def client_list(request: HttpRequest) -> HttpResponse:
+    from .clients import clients
+
+    rows = clients().prefetch_related("accounts")
+    return render(request, "jobs/clients.html", {"clients": rows, "nav": "clients"})
+
+
+@staff_required
+def client_create(request: HttpRequest) -> HttpResponse:
+    from .forms import ClientForm
+
+    form = ClientForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = form.save()
+        messages.success(request, f"Client {user.username} saved.")
+        return redirect("jobs:clients")
+    return render(request, "jobs/form.html", {"form": form, "title": "New client", "nav": "clients"})
+
+
+def _client(pk: int) -> Any:
+    from .clients import clients
+
+    return get_object_or_404(clients(), pk=pk)
+
+
+@staff_required
+def client_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    from .forms import ClientForm
+
+    client = _client(pk)
+    form = ClientForm(request.POST or None, instance=client)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, f"Client {client.username} saved.")
+        return redirect("jobs:clients")
+    return render(
+        request, "jobs/form.html", {"form": form, "title": f"Client {client.username}", "nav": "clients"}
+    )
+
+
+@staff_required
+def client_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    client = _client(pk)
+    if request.method == "POST":
+        client.delete()
+        messages.success(request, f"Client {client.username} deleted; their accounts have no client now.")
+        return redirect("jobs:clients")
+    return render(
+        request,
+        "jobs/confirm_delete.html",
+        {"object": client, "what": "client", "note": "Their accounts and backups stay.", "nav": "clients"},
+    )
+
+
+@login_required
+def password_change(request: HttpRequest) -> HttpResponse:
+    from django.contrib.auth import update_session_auth_hash
+    from django.contrib.auth.forms import PasswordChangeForm
+
+    form = PasswordChangeForm(request.user, request.POST or None)  # type: ignore[arg-type]
+    if request.method == "POST" and form.is_valid():
+        user = form.save()
+        update_session_auth_hash(request, user)
+        messages.success(request, "Your password was changed.")
+        return redirect("home")
+    return render(
+        request, "jobs/form.html", {"form": form, "title": "Change your password", "nav": "password"}
+    )

@@ -1,6 +1,11 @@
 import pytest
 
-pytest_plugins = ["tests.fixtures_ftp", "tests.fixtures_browser", "tests.fixtures_jobs"]
+pytest_plugins = [
+    "tests.fixtures_ftp",
+    "tests.fixtures_browser",
+    "tests.fixtures_jobs",
+    "tests.fixtures_restore",
+]
 
 
 @pytest.fixture(autouse=True)

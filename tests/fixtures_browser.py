@@ -25,8 +25,10 @@ def chromium_path() -> str:
     missing_peer("Chromium is not installed (apt-get install chromium)")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def browser():
+    """Function-scoped on purpose: Playwright's sync API keeps an event loop running in the main
+    thread while it is started, and the FTP seam's connections need that thread's loop free."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:

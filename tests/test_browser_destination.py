@@ -39,7 +39,7 @@ def test_admin_fills_in_the_destination_page_validates_and_saves(
     assert page.input_value("#id_tls_fingerprint") == pure_ftpd.fingerprint, "Validate fills in the pin"
 
     page.click("#validate-button")
-    page.wait_for_selector('#validate-summary.alert-success')
+    page.wait_for_selector("#validate-summary.alert-success")
     checks = page.locator("#validate-checks li")
     names = [checks.nth(i).get_attribute("data-check") for i in range(checks.count())]
     assert names[:5] == ["Connect", "TLS", "Login", "Server", "Directory"]

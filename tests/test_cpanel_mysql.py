@@ -58,7 +58,7 @@ def test_database_part_read_from_the_archive_loads_into_mariadb(client: str, tmp
         try:
             _mysql(client, "--binary-mode", scratch, stdin=dumps[f"mysql/{db}.sql"])
             for table, rows in tables.items():
-                count = f"SELECT COUNT(*) FROM `{table}`"  # noqa: S608 - the generator's table names
+                count = f"SELECT COUNT(*) FROM `{table}`"
                 assert _mysql(client, scratch, "-e", count).strip() == str(rows)
             if "wp_options" in tables:
                 stored = _mysql(

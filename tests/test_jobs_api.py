@@ -80,7 +80,11 @@ def test_schedules_edited_in_the_form_show_up_in_beat(admin_client, destination,
     edit = job_form(destination, account, schedule_kind="weekly", schedule_time="04:15", schedule_weekday="1")
     assert admin_client.post(reverse("jobs:job-edit", args=[job.pk]), edit).status_code == 302
     entry = beat_entry(name)
-    assert (entry.schedule._orig_minute, entry.schedule._orig_hour, entry.schedule._orig_day_of_week) == ("15", "4", "1")
+    assert (entry.schedule._orig_minute, entry.schedule._orig_hour, entry.schedule._orig_day_of_week) == (
+        "15",
+        "4",
+        "1",
+    )
     job.refresh_from_db()
     assert job.schedule == "15 4 * * 1"
 
@@ -88,7 +92,9 @@ def test_schedules_edited_in_the_form_show_up_in_beat(admin_client, destination,
     assert admin_client.post(reverse("jobs:job-edit", args=[job.pk]), cron).status_code == 302
     assert beat_entry(name).schedule._orig_minute == "*/20"
 
-    paused = job_form(destination, account, schedule_kind="cron", schedule_cron="*/20 1-5 * * 1-5", enabled=None)
+    paused = job_form(
+        destination, account, schedule_kind="cron", schedule_cron="*/20 1-5 * * 1-5", enabled=None
+    )
     assert admin_client.post(reverse("jobs:job-edit", args=[job.pk]), paused).status_code == 302
     assert beat_entry(name) is None, "a disabled job is not scheduled"
 
@@ -101,7 +107,8 @@ def test_schedules_edited_in_the_form_show_up_in_beat(admin_client, destination,
 
 def test_job_form_refuses_a_bad_cron_expression_and_saves_nothing(admin_client, destination, account):
     response = admin_client.post(
-        reverse("jobs:job-create"), job_form(destination, account, schedule_kind="cron", schedule_cron="99 * * * *")
+        reverse("jobs:job-create"),
+        job_form(destination, account, schedule_kind="cron", schedule_cron="99 * * * *"),
     )
     assert response.status_code == 200
     assert "schedule_cron" in response.context["form"].errors
@@ -168,8 +175,20 @@ def test_api_run_answers_the_queue_item(api, destination, account):
     assert response.status_code == 202
     body = response.json()
     assert set(body) == {
-        "id", "kind", "status", "progress", "bytes_done", "bytes_total", "files_done", "files_total",
-        "log", "error", "result", "created", "started", "finished",
+        "id",
+        "kind",
+        "status",
+        "progress",
+        "bytes_done",
+        "bytes_total",
+        "files_done",
+        "files_total",
+        "log",
+        "error",
+        "result",
+        "created",
+        "started",
+        "finished",
     }
     assert body["kind"] == "backup"
     assert body["status"] == "pending"
@@ -179,10 +198,18 @@ def test_api_run_answers_the_queue_item(api, destination, account):
 def test_api_accounts_have_the_documented_fields(api, django_user_model):
     carol = django_user_model.objects.create_user("carol", password="x")
     response = api.post(
-        "/api/v1/accounts/", {"username": "alice", "home": "/home/alice", "databases": [], "owner": "carol"}, format="json"
+        "/api/v1/accounts/",
+        {"username": "alice", "home": "/home/alice", "databases": [], "owner": "carol"},
+        format="json",
     )
     assert response.status_code == 201, response.json()
-    assert response.json() == {"id": response.json()["id"], "username": "alice", "home": "/home/alice", "databases": [], "owner": "carol"}
+    assert response.json() == {
+        "id": response.json()["id"],
+        "username": "alice",
+        "home": "/home/alice",
+        "databases": [],
+        "owner": "carol",
+    }
     assert Account.objects.get(username="alice").owner == carol
     bad = api.post("/api/v1/accounts/", {"username": "Bad Name", "home": "relative"}, format="json")
     assert bad.status_code == 400
@@ -224,14 +251,30 @@ def test_snapshots_filter_by_account_and_destination_and_lock(api, destination, 
     from django.utils import timezone
 
     make = lambda name, path: Snapshot.objects.create(  # noqa: E731
-        destination=destination, account_name=name, engine="native", path=path, created=timezone.now(), state="complete"
+        destination=destination,
+        account_name=name,
+        engine="native",
+        path=path,
+        created=timezone.now(),
+        state="complete",
     )
     bob = make("bob", "bob/20250101T000000Z-00000001")
     make("eve", "eve/20250101T000000Z-00000002")
     rows = api.get("/api/v1/snapshots/?account=bob").json()["results"]
     assert [r["id"] for r in rows] == [bob.pk]
     assert set(rows[0]) == {
-        "id", "destination", "account", "engine", "type", "path", "created", "size", "complete", "locked", "flags", "parts",
+        "id",
+        "destination",
+        "account",
+        "engine",
+        "type",
+        "path",
+        "created",
+        "size",
+        "complete",
+        "locked",
+        "flags",
+        "parts",
     }
     assert api.get(f"/api/v1/snapshots/?destination={destination.pk}").json()["count"] == 2
     assert api.get("/api/v1/snapshots/?destination=999").json()["count"] == 0

@@ -72,7 +72,10 @@ def test_reindex_finds_every_cpanel_layout_and_marks_incomplete_dates(cpanel_des
             assert not snapshot.restorable
         else:
             assert snapshot.restorable, (entry.path, snapshot.flags, snapshot.problems)
-    assert set(Account.objects.filter(discovered=True).values_list("username", flat=True)) == {"user0", "user1"}
+    assert set(Account.objects.filter(discovered=True).values_list("username", flat=True)) == {
+        "user0",
+        "user1",
+    }
     assert item.result["added"] == len(made)
 
 
@@ -95,7 +98,10 @@ def test_parts_sizes_and_home_listing_match_what_cpanel_wrote(cpanel_destination
             entry.path: (entry.type, entry.size if entry.type == "file" else 0, entry.target)
             for entry in listing.walk(snapshot.listing_root)
         }
-        expected = {path: (kind, size if kind == "file" else 0, target) for path, (kind, size, target) in archive.home.items()}
+        expected = {
+            path: (kind, size if kind == "file" else 0, target)
+            for path, (kind, size, target) in archive.home.items()
+        }
         assert {p: v for p, v in listed.items() if p in expected} == expected
         assert set(expected) <= set(listed)
         cron = next(p for p in snapshot.parts if p["kind"] == "cron")
@@ -128,7 +134,16 @@ def test_vanished_backups_leave_the_index_and_changed_ones_are_read_again(cpanel
     assert Snapshot.objects.get(path=changed).remote_size == (root / changed).stat().st_size
 
 
-HOSTILE = ["absolute", "dotdot", "hardlink_out", "symlink_write", "device", "absurd_size", "truncated_gzip", "not_tar"]
+HOSTILE = [
+    "absolute",
+    "dotdot",
+    "hardlink_out",
+    "symlink_write",
+    "device",
+    "absurd_size",
+    "truncated_gzip",
+    "not_tar",
+]
 
 
 def test_hostile_archives_are_flagged_and_fail_only_themselves(cpanel_destination, tmp_path):
@@ -149,10 +164,16 @@ def test_hostile_archives_are_flagged_and_fail_only_themselves(cpanel_destinatio
         snapshot = Snapshot.objects.get(path=path)
         assert archive.flag in snapshot.flags, (path, snapshot.flags)
         assert not snapshot.restorable
-        names = {entry.path for entry in listing.walk(snapshot.listing_root)} if snapshot.listing_root else set()
-        assert not any(bad.removeprefix("homedir/") in names for bad in archive.bad if bad.startswith("homedir/"))
+        names = (
+            {entry.path for entry in listing.walk(snapshot.listing_root)} if snapshot.listing_root else set()
+        )
+        assert not any(
+            bad.removeprefix("homedir/") in names for bad in archive.bad if bad.startswith("homedir/")
+        )
     assert not outside.exists()
-    assert set(os.listdir(settings.DATA_DIR)) - before <= {"manifests"}, "a reindex writes nothing but the index"
+    assert set(os.listdir(settings.DATA_DIR)) - before <= {"manifests"}, (
+        "a reindex writes nothing but the index"
+    )
 
 
 def test_a_native_index_is_rebuilt_completely_into_an_empty_database(
@@ -225,10 +246,21 @@ def test_an_edited_reindex_schedule_shows_up_in_beat(admin_client, cpanel_destin
     destination, _ = cpanel_destination
     name = schedules.reindex_task_name(destination.pk)
     form = {
-        "name": destination.name, "engine": "cpanel", "directory": destination.directory, "host": destination.host,
-        "port": destination.port, "username": destination.username, "password": "", "timeout": 10, "retries": 1,
-        "concurrency": 2, "ssl": "on", "passive": "on", "tls_fingerprint": destination.tls_fingerprint,
-        "read_only": "on", "reindex_schedule": "30 5 * * *",
+        "name": destination.name,
+        "engine": "cpanel",
+        "directory": destination.directory,
+        "host": destination.host,
+        "port": destination.port,
+        "username": destination.username,
+        "password": "",
+        "timeout": 10,
+        "retries": 1,
+        "concurrency": 2,
+        "ssl": "on",
+        "passive": "on",
+        "tls_fingerprint": destination.tls_fingerprint,
+        "read_only": "on",
+        "reindex_schedule": "30 5 * * *",
     }
     assert admin_client.post(reverse("destinations:edit", args=[destination.pk]), form).status_code == 302
     entry = beat_entry(name)

@@ -14,3 +14,13 @@ def human_bytes(value: int | None) -> str:
             return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{size:.1f} TiB"
+
+
+@register.filter(name="stamp")
+def stamp(value: int | None) -> str:
+    """Epoch seconds -> 'YYYY-MM-DD HH:MM' (UTC)."""
+    from datetime import UTC, datetime
+
+    if not value:
+        return ""
+    return datetime.fromtimestamp(int(value), tz=UTC).strftime("%Y-%m-%d %H:%M")

@@ -1,0 +1,567 @@
+"""Downloads: a part, chosen files or a whole backup as one .tar.gz, prepared by a worker.
+
+The file lies under ``DOWNLOADS_DIR/<random token>/`` (the token is 128 random bits, never
+guessable), is offered at ``/downloads/<item id>/<token>/`` to the user who asked for it (the
+view checks ``item.requested_by``), and is deleted ``DOWNLOAD_TTL_HOURS`` after it was made by
+``expire_downloads``.
+
+What it holds, whatever the engine:
+* home files under ``homedir/`` (paths as in the file listing; symlinks as links; folders
+  with their modes; setuid/setgid bits dropped),
+* each database as ``databases/<db>.sql`` (the dump as the backup holds it),
+* configuration parts of cPanel backups as their original archive files (``cron/<user>``,
+  ``dnszones/<zone>.db``, ``va/<domain>``, ``proftpdpasswd``, ``cp/<user>``, ...); a whole cPanel
+  backup keeps every member under its archive name (dumps under ``databases/``),
+* for mailboxes chosen without the whole home, only those boxes' lines of
+  ``etc/<domain>/passwd``, ``shadow`` and ``quota``.
+
+Native backups are streamed into the tar.gz without staging: files are read in pack order
+through ranged downloads (one transfer per pack for what is chosen), checked against their
+sha256 (a mismatch fails the download: a tar cannot take bytes back). cPanel archives are read
+once and the chosen members re-packed as they stream past. gzip runs at level 3.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import os
+import re
+import secrets
+import shutil
+import tarfile
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from destinations.engines import cpanel, native
+from destinations.engines.localfs import UnsafePath, safe_mode, split_relative
+from destinations.engines.native_common import Session
+from destinations.engines.tarsafe import ArchiveError, printable
+from destinations.models import Engine, Snapshot
+
+from . import queue
+from .models import Account, QueueItem
+from .restore import (
+    MAIL_FILES,
+    MAX_MAIL_FILE,
+    Outcome,
+    Plan,
+    Progress,
+    RestoreRefused,
+    RestoreRequest,
+    box_lines,
+    build_plan,
+    load_request,
+    open_session,
+    restore_target,
+)
+from .restore_cpanel import (
+    archive_stream,
+    check_account,
+    mail_file_domain,
+    member_selector,
+    read_capped,
+)
+from .restore_native import PackReader, manifest_of, read_entry
+
+GZIP_LEVEL = 3
+TOKEN_RE = re.compile(r"[0-9a-f]{32}")
+BLOCK = 1024 * 1024
+
+
+def queue_download(snapshot: Snapshot, request: RestoreRequest, user: Any) -> QueueItem:
+    """Queue the preparation of a download (validate the request first)."""
+    with transaction.atomic():
+        return queue.enqueue(
+            QueueItem.Kind.DOWNLOAD,
+            title=f"download {snapshot.account_name} from {snapshot.created:%Y-%m-%d %H:%M}",
+            account=snapshot.account,
+            snapshot=snapshot,
+            destination=snapshot.destination,
+            requested_by=user if getattr(user, "is_authenticated", False) else None,
+            params=request.to_params(),
+        )
+
+
+def download_url(item_id: int, token: str) -> str:
+    try:
+        return reverse("jobs:download", args=[item_id, token])
+    except NoReverseMatch:
+        return f"/downloads/{item_id}/{token}/"
+
+
+def _downloads_dir() -> Path:
+    return Path(settings.DOWNLOADS_DIR)
+
+
+def _ttl() -> timedelta:
+    return timedelta(hours=int(settings.DOWNLOAD_TTL_HOURS))
+
+
+def run_download(item: QueueItem, reporter: queue.Reporter) -> dict[str, Any]:
+    """The download task's body (jobs.tasks.run_download via restore.run_download)."""
+    snapshot = (
+        Snapshot.objects.select_related("destination", "account").filter(pk=item.snapshot_id or 0).first()
+    )
+    if snapshot is None:
+        raise RestoreRefused("The backup is no longer in the index.")
+    account = restore_target(item, snapshot)
+    request = load_request(snapshot, item.params, for_download=True)
+    plan = build_plan(snapshot, request, for_download=True)
+    token = secrets.token_hex(16)
+    folder = _downloads_dir() / token
+    folder.mkdir(parents=True, mode=0o700)
+    label = "backup" if request.everything else "selection"
+    name = f"{account.username}-{snapshot.created:%Y%m%d-%H%M%S}-{label}.tar.gz"
+    partial = folder / f".{name}.part"
+    outcome = Outcome(target=name)
+    progress = Progress(reporter)
+    reporter.log(f"Preparing {name} from {snapshot.path}")
+    try:
+        with TarGzWriter(partial) as tar, open_session(snapshot.destination) as session:
+            try:
+                if snapshot.engine == Engine.NATIVE:
+                    _native(snapshot, account, plan, session, tar, progress, outcome)
+                else:
+                    _cpanel(snapshot, account, plan, session, tar, progress, outcome, request.everything)
+            except native.BackupAborted as exc:
+                raise queue.Aborted(str(exc) or "Aborted by an admin.") from None
+        result = outcome.result()
+        partial.rename(folder / name)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    size = (folder / name).stat().st_size
+    expires = timezone.now() + _ttl()
+    result.update(
+        {
+            "url": download_url(item.pk, token),
+            "expires": expires.isoformat(),
+            "token": token,
+            "file": name,
+            "size": size,
+        }
+    )
+    reporter.log(f"Ready: {name} ({size} bytes), until {timezone.localtime(expires):%Y-%m-%d %H:%M}")
+    return result
+
+
+def download_file(item: QueueItem, *, now: datetime | None = None) -> Path | None:
+    """The prepared file of download `item`, or None when there is none or it has expired.
+
+    The caller (the view) must check that the requesting user is `item.requested_by`.
+    """
+    if item.kind != QueueItem.Kind.DOWNLOAD or item.status not in (
+        QueueItem.Status.COMPLETED,
+        QueueItem.Status.PARTIAL,
+    ):
+        return None
+    result = item.result if isinstance(item.result, dict) else {}
+    token, name = str(result.get("token", "")), str(result.get("file", ""))
+    if (
+        not TOKEN_RE.fullmatch(token)
+        or not name
+        or "/" in name
+        or name.startswith(".")
+        or result.get("expired")
+    ):
+        return None
+    expires = parse_datetime(str(result.get("expires", "")))
+    if expires is None or expires <= (now or timezone.now()):
+        return None
+    path = _downloads_dir() / token / name
+    try:
+        if not path.is_file() or path.is_symlink():
+            return None
+    except OSError:
+        return None
+    return path
+
+
+def expire_downloads(*, now: datetime | None = None) -> int:
+    """Delete downloads older than DOWNLOAD_TTL_HOURS (and leftovers of failed runs); returns how many."""
+    now = now or timezone.now()
+    removed = 0
+    live: set[str] = set()
+    for item in QueueItem.objects.filter(kind=QueueItem.Kind.DOWNLOAD, result__has_key="token").only(
+        "pk", "result"
+    ):
+        result = dict(item.result)
+        token = str(result.get("token", ""))
+        if not TOKEN_RE.fullmatch(token) or result.get("expired"):
+            continue
+        expires = parse_datetime(str(result.get("expires", "")))
+        if expires is not None and expires > now:
+            live.add(token)
+            continue
+        shutil.rmtree(_downloads_dir() / token, ignore_errors=True)
+        result["expired"] = True
+        QueueItem.objects.filter(pk=item.pk).update(result=result)
+        removed += 1
+    base = _downloads_dir()
+    if base.is_dir():
+        cutoff = (now - _ttl()).timestamp()
+        for folder in base.iterdir():
+            if folder.name in live or not TOKEN_RE.fullmatch(folder.name):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                if folder.lstat().st_mtime < cutoff:
+                    shutil.rmtree(folder, ignore_errors=True)
+                    removed += 1
+    return removed
+
+
+# --- the tar.gz -------------------------------------------------------------------------------
+
+
+class TarGzWriter:
+    """A GNU tar, gzip-compressed, written member by member (file sizes known up front).
+
+    Names are str with surrogateescape for bytes that are not UTF-8 (written back as those
+    bytes). setuid/setgid bits are dropped from every mode.
+    """
+
+    def __init__(self, path: Path, level: int = GZIP_LEVEL) -> None:
+        self._file = open(path, "xb")  # noqa: SIM115 - closed by close()
+        self._gz = gzip.GzipFile(fileobj=self._file, mode="wb", compresslevel=level, mtime=0)
+        self.offset = 0
+        self.members = 0
+        self.names: set[str] = set()
+
+    def _info(self, name: str, kind: bytes, mode: int, mtime: int) -> tarfile.TarInfo:
+        info = tarfile.TarInfo(name)
+        info.type = kind
+        info.mode = safe_mode(mode)
+        info.mtime = max(0, int(mtime))
+        return info
+
+    def _header(self, info: tarfile.TarInfo) -> None:
+        data = info.tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape")
+        self._gz.write(data)
+        self.offset += len(data)
+        self.members += 1
+        self.names.add(info.name.rstrip("/"))
+
+    def add_dir(self, name: str, mode: int, mtime: int) -> None:
+        self._header(self._info(name, tarfile.DIRTYPE, mode, mtime))
+
+    def add_symlink(self, name: str, target: str, mtime: int) -> None:
+        info = self._info(name, tarfile.SYMTYPE, 0o777, mtime)
+        info.linkname = target
+        self._header(info)
+
+    def add_hardlink(self, name: str, target: str, mode: int, mtime: int) -> None:
+        info = self._info(name, tarfile.LNKTYPE, mode, mtime)
+        info.linkname = target
+        self._header(info)
+
+    def add_bytes(self, name: str, data: bytes, mode: int, mtime: int) -> None:
+        with self.file(name, len(data), mode, mtime) as out:
+            out.write(data)
+
+    @contextlib.contextmanager
+    def file(self, name: str, size: int, mode: int, mtime: int) -> Iterator[_MemberSink]:
+        info = self._info(name, tarfile.REGTYPE, mode, mtime)
+        info.size = size
+        self._header(info)
+        sink = _MemberSink(self, name, size)
+        yield sink
+        if sink.written != size:
+            raise OSError(f"{printable(name)}: {sink.written} bytes written, the header says {size}")
+        pad = -size % tarfile.BLOCKSIZE
+        self._gz.write(b"\0" * pad)
+        self.offset += pad
+
+    def close(self) -> None:
+        if self._file.closed:
+            return
+        try:
+            end = b"\0" * (2 * tarfile.BLOCKSIZE)
+            self.offset += len(end)
+            end += b"\0" * (-self.offset % tarfile.RECORDSIZE)
+            self._gz.write(end)
+            self._gz.close()
+        finally:
+            self._file.close()
+
+    def __enter__(self) -> TarGzWriter:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self._gz.close()
+            self._file.close()
+
+
+class _MemberSink:
+    def __init__(self, tar: TarGzWriter, name: str, size: int) -> None:
+        self._tar = tar
+        self._name = name
+        self._size = size
+        self.written = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        length = len(data)
+        if self.written + length > self._size:
+            raise OSError(f"{printable(self._name)}: more bytes than the header says ({self._size})")
+        self._tar._gz.write(data)
+        self._tar.offset += length
+        self.written += length
+        return length
+
+
+# --- native -----------------------------------------------------------------------------------
+
+
+def _native(
+    snapshot: Snapshot,
+    account: Account,
+    plan: Plan,
+    session: Session,
+    tar: TarGzWriter,
+    progress: Progress,
+    outcome: Outcome,
+) -> None:
+    manifest = manifest_of(snapshot, session)
+    if manifest.account != account.username:
+        raise RestoreRefused(f"The backup holds account {manifest.account}, not {account.username}; refused.")
+    boxes = [f"mail/{box.rpartition('@')[2]}/{box.rpartition('@')[0]}" for box in plan.mailboxes]
+    chosen: list[native.Entry] = []
+    for entry in manifest.entries:
+        rel = os.fsdecode(entry.path)
+        if not (plan.covers_home_path(rel) or any(rel == b or rel.startswith(b + "/") for b in boxes)):
+            continue
+        try:
+            split_relative(entry.path)
+        except UnsafePath as exc:
+            outcome.skip(entry.display, f"refused: {exc}", failure=True)
+            continue
+        chosen.append(entry)
+    files = sorted(
+        (e for e in chosen if e.type == "f"),
+        key=lambda e: (e.chunks[0].pack, e.chunks[0].offset) if e.chunks else ("", 0),
+    )
+    total = sum(e.size for e in files) + sum(
+        db.size for db in manifest.databases if db.name in plan.databases
+    )
+    done = 0
+    for entry in chosen:
+        if entry.type == "d":
+            tar.add_dir("homedir/" + os.fsdecode(entry.path), entry.mode, entry.mtime_ns // 1_000_000_000)
+            outcome.restored += 1
+    if files or plan.mailboxes:  # databases alone need no connection for packs
+        _native_files(snapshot, manifest, plan, session, tar, progress, outcome, files, total)
+        done = sum(e.size for e in files)
+    for entry in chosen:
+        if entry.type == "l" and entry.link is not None:
+            tar.add_symlink(
+                "homedir/" + os.fsdecode(entry.path), os.fsdecode(entry.link), entry.mtime_ns // 1_000_000_000
+            )
+            outcome.restored += 1
+    _native_databases(snapshot, manifest, plan, session, tar, progress, outcome, done, total)
+
+
+def _native_files(
+    snapshot: Snapshot,
+    manifest: native.Manifest,
+    plan: Plan,
+    session: Session,
+    tar: TarGzWriter,
+    progress: Progress,
+    outcome: Outcome,
+    files: list[native.Entry],
+    total: int,
+) -> None:
+    """Files in pack order, each checked against its sha256, then the mailboxes' mail lines."""
+    done = 0
+    with session.connection() as conn:
+        reader = PackReader(conn, snapshot.path, (chunk for entry in files for chunk in entry.chunks))
+        try:
+            for number, entry in enumerate(files, start=1):
+                progress.reporter.check_abort()
+                with tar.file(
+                    "homedir/" + os.fsdecode(entry.path),
+                    entry.size,
+                    entry.mode,
+                    entry.mtime_ns // 1_000_000_000,
+                ) as out:
+                    for block in read_entry(reader, entry):
+                        out.write(block)
+                        done += len(block)
+                outcome.restored += 1
+                progress.progress(
+                    bytes_done=done, bytes_total=total, files_done=number, files_total=len(files)
+                )
+            if plan.mailboxes:
+                _native_mail_lines(manifest, plan, reader, tar, outcome)
+        finally:
+            reader.close()
+
+
+def _native_databases(
+    snapshot: Snapshot,
+    manifest: native.Manifest,
+    plan: Plan,
+    session: Session,
+    tar: TarGzWriter,
+    progress: Progress,
+    outcome: Outcome,
+    done: int,
+    total: int,
+) -> None:
+    for info in manifest.databases:
+        if info.name not in plan.databases:
+            continue
+        progress.reporter.check_abort()
+        with tar.file(
+            f"databases/{info.name}.sql", info.size, 0o600, int(manifest.created.timestamp())
+        ) as out:
+            native.download_dump(session, snapshot.path, manifest, info.name, out)
+        done += info.size
+        outcome.restored += 1
+        progress.progress(bytes_done=done, bytes_total=total, files_done=0, files_total=0)
+    missing = set(plan.databases) - {db.name for db in manifest.databases}
+    for name in sorted(missing):
+        outcome.skip(f"databases: {name}", "not in this backup", failure=True)
+
+
+def _native_mail_lines(
+    manifest: native.Manifest, plan: Plan, reader: PackReader, tar: TarGzWriter, outcome: Outcome
+) -> None:
+    entries = manifest.entry_map()
+    for domain, boxes in plan.mail_domains().items():
+        for name in MAIL_FILES:
+            rel = f"etc/{domain}/{name}"
+            entry = entries.get(rel.encode("utf-8", "surrogateescape"))
+            if entry is None or entry.type != "f" or plan.covers_home_path(rel) or entry.size > MAX_MAIL_FILE:
+                continue
+            lines = box_lines(b"".join(read_entry(reader, entry)), boxes)
+            if lines:
+                tar.add_bytes("homedir/" + rel, b"".join(lines), entry.mode, entry.mtime_ns // 1_000_000_000)
+                outcome.restored += 1
+
+
+# --- cPanel -----------------------------------------------------------------------------------
+
+
+def _download_name(rel: str) -> str | None:
+    """Where an archive member goes in the download; None: not included."""
+    if rel.startswith("mysql/"):
+        rest = rel[len("mysql/") :]
+        for suffix in (".sql", ".sql.gz"):
+            if rest.endswith(suffix) and "/" not in rest:
+                return f"databases/{rest}"
+    return rel
+
+
+def _cpanel(
+    snapshot: Snapshot,
+    account: Account,
+    plan: Plan,
+    session: Session,
+    tar: TarGzWriter,
+    progress: Progress,
+    outcome: Outcome,
+    everything: bool,
+) -> None:
+    top = str(snapshot.meta.get("top", ""))
+    config = {kind for kind, _ in plan.config}
+    select = member_selector(plan, everything=everything, for_download=True)
+    written: dict[str, str] = {}  # archive name of a file -> its name in the download
+    problems: list[cpanel.Problem] = []
+    seen_databases: set[str] = set()
+    try:
+        with archive_stream(session, snapshot, progress) as stream:
+            for member, data in cpanel.iter_members(stream, select, top=top, problems=problems):
+                progress.reporter.check_abort()
+                rel = member.name
+                if rel.startswith("cp/"):
+                    check_account(member, account)
+                    if not everything and "account_settings" not in config:
+                        continue
+                if rel.startswith("mysql-timestamps/") and not everything:
+                    continue  # a database part is its dump: databases/<db>.sql
+                if rel.startswith("mysql/") and not everything:
+                    db = next(
+                        (
+                            rel[6 : -len(s)]
+                            for s in (".sql", ".sql.gz")
+                            if rel.endswith(s) and len(rel) > 6 + len(s)
+                        ),
+                        None,
+                    )
+                    if db is None or db not in plan.databases:
+                        continue
+                if rel.startswith("mysql/"):
+                    seen_databases.update(
+                        rel[6 : -len(s)]
+                        for s in (".sql", ".sql.gz")
+                        if rel.endswith(s) and len(rel) > 6 + len(s)
+                    )
+                home = rel[len("homedir/") :] if rel.startswith("homedir/") else None
+                if home is not None and not everything and not plan.covers_home_path(home):
+                    domain = mail_file_domain(home, plan)
+                    if domain is not None:
+                        if member.type == "file":
+                            content = read_capped(data, member.size, MAX_MAIL_FILE)
+                            lines = box_lines(content or b"", plan.mail_domains()[domain])
+                            if lines:
+                                tar.add_bytes(rel, b"".join(lines), member.mode, member.mtime)
+                                outcome.restored += 1
+                        continue
+                name = _download_name(rel)
+                if name is None:
+                    continue
+                _add_member(tar, member, data, name, written, outcome)
+    except ArchiveError as exc:
+        raise ArchiveError(f"the archive is damaged: {exc.message}", exc.flag) from exc
+    finally:
+        for problem in problems[:200]:
+            outcome.skip(problem.member, f"refused: {problem.reason}", failure=True)
+    for db in plan.databases:
+        if db not in seen_databases:
+            outcome.skip(f"databases: {db}", "its dump is not in the archive", failure=True)
+
+
+def _add_member(
+    tar: TarGzWriter,
+    member: cpanel.Member,
+    data: cpanel.MemberData,
+    name: str,
+    written: dict[str, str],
+    outcome: Outcome,
+) -> None:
+    if member.type == "dir":
+        tar.add_dir(name, member.mode, member.mtime)
+    elif member.type == "symlink":
+        tar.add_symlink(name, member.target, member.mtime)
+    elif member.type == "hardlink":
+        target = written.get(member.target)
+        if target is None:
+            outcome.skip(name, f"hard link to {printable(member.target)}, which is not part of this download")
+            return
+        tar.add_hardlink(name, target, member.mode, member.mtime)
+    else:
+        with tar.file(name, member.size, member.mode, member.mtime) as out:
+            left = member.size
+            while left > 0:
+                block = data.read(min(BLOCK, left))
+                if not block:
+                    raise ArchiveError("the archive ends inside this member's data")
+                out.write(block)
+                left -= len(block)
+        written[member.name] = name
+    outcome.restored += 1

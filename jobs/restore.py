@@ -1,0 +1,740 @@
+"""Restores: requests, their validation, queueing, and running them (engines in restore_native
+and restore_cpanel, databases in dbrestore, downloads in downloads).
+
+Where things go:
+* Home files and mailboxes go into the account's home folder: over the current files
+  (``overwrite``) or into a new folder ``restore-YYYY-MM-DD-HHMMSS/`` inside it (``new_folder``,
+  the default; it never replaces anything). Every write goes through ``SafeTree`` (directory
+  file descriptors, O_NOFOLLOW, no '..', setuid/setgid dropped); as root, everything written
+  is owned by the owner of the home folder itself. The new folder is opened with O_NOFOLLOW
+  from the home folder's descriptor and written through that descriptor, so a user who swaps
+  it for a symlink while the restore runs cannot redirect it.
+* Databases go into the server from settings, over the database of the same name, or into
+  ``database_name`` (see ``dbrestore`` for how a live database survives a broken backup);
+  database users and grants likewise.
+* Configuration parts (cron, DNS zones, SSL, FTP accounts, domains, forwarders and filters,
+  account settings) are not applied: skipped with ``CONFIG_REASON``; downloads include them.
+
+A backup is only ever restored into its own account (the snapshot's account; a queue item
+naming another account, an archive that names another account, a backup that is not
+restorable, or file parts for an account without a home folder here are refused).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import stat
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import zstandard
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from destinations import listing
+from destinations.engines import native
+from destinations.engines.localfs import SafeTree, UnsafePath
+from destinations.ftp import FtpError, FtpSession
+from destinations.models import Destination, Engine, Snapshot
+
+from . import queue
+from .models import Account, QueueItem
+
+CONFIG_KINDS = frozenset(
+    {"cron", "dns_zones", "ssl", "ftp_accounts", "domains", "forwarders_filters", "account_settings"}
+)
+CONFIG_REASON = "apply it in the hosting control panel; download it instead"
+TARGETS = ("new_folder", "overwrite")
+MAX_PATHS = 10_000
+MAX_SKIPPED = 1000  # kept verbatim in a result; the rest are counted
+MAIL_FILES = ("passwd", "shadow", "quota")
+MAX_MAIL_FILE = 16 * 1024 * 1024
+_REQUEST_KEYS = frozenset({"parts", "paths", "target", "database_name"})
+_DB_NAME_REST = re.compile(r"[A-Za-z0-9_]+")
+
+
+class RestoreRefused(Exception):
+    """The restore must not run at all (wrong account, not restorable, no home folder, ...)."""
+
+
+# --- requests ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RestoreRequest:
+    """What to restore (or download). Empty `parts` and `paths`: everything."""
+
+    parts: tuple[tuple[str, str], ...] = ()
+    paths: tuple[str, ...] = ()
+    target: str = "new_folder"  # "" for a download
+    database_name: str = ""
+
+    @property
+    def everything(self) -> bool:
+        return not self.parts and not self.paths
+
+    def to_params(self) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "parts": [{"kind": kind, "name": name} for kind, name in self.parts],
+            "paths": list(self.paths),
+        }
+        if self.target:
+            params["target"] = self.target
+        if self.database_name:
+            params["database_name"] = self.database_name
+        return params
+
+
+def validate_request(snapshot: Snapshot, data: Any, *, for_download: bool = False) -> RestoreRequest:
+    """A checked RestoreRequest for `snapshot`, or ValidationError with messages per field.
+
+    Checks the snapshot can be restored, part kinds/names exist in it, paths are plain
+    relative paths that its listing holds, the target, and `database_name` (`<account>_…`,
+    only with exactly one database part). Changes nothing.
+    """
+    errors: dict[str, list[str]] = {}
+
+    def error(key: str, message: str) -> None:
+        errors.setdefault(key, []).append(message)
+
+    if not isinstance(data, dict):
+        raise ValidationError({"__all__": ["The request must be an object with parts, paths and target."]})
+    unknown = sorted(str(key) for key in data if key not in _REQUEST_KEYS)
+    if unknown:
+        error("__all__", f"Unknown fields: {', '.join(unknown)}.")
+    if not snapshot.restorable:
+        error("__all__", "This backup is not complete or has problems; it cannot be restored or downloaded.")
+    account = snapshot.account
+    if account is None:
+        error("__all__", "The account of this backup is not known on this server.")
+
+    parts = _validate_parts(snapshot, data.get("parts"), error)
+    paths = _validate_paths(snapshot, data.get("paths"), error)
+
+    target = data.get("target")
+    if for_download:
+        if target not in (None, ""):
+            error("target", "A download has no target; leave it out.")
+        target = ""
+    elif target in (None, ""):
+        target = "new_folder"
+    elif target not in TARGETS:
+        error("target", f"Choose one of: {', '.join(TARGETS)}.")
+
+    database_name = data.get("database_name")
+    if database_name in (None, ""):
+        database_name = ""
+    elif for_download:
+        error("database_name", "A download keeps the database names; leave database_name out.")
+        database_name = ""
+    elif not isinstance(database_name, str):
+        error("database_name", "Give the database name as text.")
+        database_name = ""
+    else:
+        username = account.username if account is not None else snapshot.account_name
+        prefix = f"{username}_"
+        if (
+            not database_name.startswith(prefix)
+            or len(database_name) > 64
+            or not _DB_NAME_REST.fullmatch(database_name[len(prefix) :])
+        ):
+            error(
+                "database_name",
+                f"The database name must be {prefix} followed by letters, digits or _ "
+                "(at most 64 characters in all).",
+            )
+        databases = [name for kind, name in parts if kind == "databases"]
+        if len(databases) != 1:
+            error("database_name", "A new database name needs exactly one database part to restore.")
+
+    if not for_download and account is not None and not account.home:
+        file_kinds = ("homedir", "email_accounts")
+        if parts or paths:
+            wants_files = bool(paths) or any(kind in file_kinds for kind, _ in parts)
+        else:
+            wants_files = any(p.get("kind") in file_kinds for p in snapshot.parts if isinstance(p, dict))
+        if wants_files:
+            error(
+                "__all__",
+                f"Account {account.username} has no home folder on this server; files cannot be restored.",
+            )
+    if errors:
+        raise ValidationError(errors)
+    return RestoreRequest(tuple(parts), tuple(paths), str(target), database_name)
+
+
+def _validate_parts(snapshot: Snapshot, raw: Any, error: Any) -> list[tuple[str, str]]:
+    if raw in (None, ""):
+        return []
+    if not isinstance(raw, list):
+        error("parts", "Give parts as a list of {kind, name}.")
+        return []
+    known = {(str(p.get("kind", "")), str(p.get("name", ""))) for p in snapshot.parts if isinstance(p, dict)}
+    kinds = {kind for kind, _ in known}
+    chosen: list[tuple[str, str]] = []
+    for item in raw:
+        if not isinstance(item, dict) or not isinstance(item.get("kind"), str):
+            error("parts", "Each part must be an object with a kind and a name.")
+            continue
+        kind, name = item["kind"], item.get("name", "")
+        if not isinstance(name, str):
+            error("parts", f"The name of a {kind} part must be text.")
+            continue
+        if (kind, name) not in known:
+            if kind not in kinds:
+                error("parts", f"This backup has no {kind!r} parts.")
+            else:
+                error("parts", f"This backup has no {kind} part named {name!r}.")
+            continue
+        if (kind, name) not in chosen:
+            chosen.append((kind, name))
+    return chosen
+
+
+def _validate_paths(snapshot: Snapshot, raw: Any, error: Any) -> list[str]:
+    if raw in (None, ""):
+        return []
+    if not isinstance(raw, list):
+        error("paths", "Give paths as a list of paths relative to the home folder.")
+        return []
+    if len(raw) > MAX_PATHS:
+        error("paths", f"At most {MAX_PATHS} paths at once; choose their folder instead.")
+        return []
+    chosen: list[str] = []
+    for path in raw:
+        if not isinstance(path, str) or not path.strip("/"):
+            error("paths", "Each path must be a non-empty path relative to the home folder.")
+            continue
+        if path.startswith("/"):
+            error("paths", f"{path!r}: give paths relative to the home folder, not absolute.")
+            continue
+        try:
+            clean = listing.normalise(path)
+        except ValueError:
+            error("paths", f"{path!r}: '..' and NUL are not allowed in paths.")
+            continue
+        if not snapshot.listing_root or listing.lookup(snapshot.listing_root, clean) is None:
+            error("paths", f"{path!r} is not in this backup.")
+            continue
+        if clean not in chosen:
+            chosen.append(clean)
+    # A path inside another chosen folder adds nothing.
+    return [p for p in chosen if not any(p.startswith(q + "/") for q in chosen if q != p)]
+
+
+def _requested_by(user: Any) -> Any:
+    return user if getattr(user, "is_authenticated", False) else None
+
+
+def queue_restore(snapshot: Snapshot, request: RestoreRequest, user: Any) -> QueueItem:
+    """Queue a restore of `snapshot` into its own account (validate the request first)."""
+    with transaction.atomic():
+        return queue.enqueue(
+            QueueItem.Kind.RESTORE,
+            title=f"restore {snapshot.account_name} from {snapshot.created:%Y-%m-%d %H:%M}",
+            account=snapshot.account,
+            snapshot=snapshot,
+            destination=snapshot.destination,
+            requested_by=_requested_by(user),
+            params=request.to_params(),
+        )
+
+
+# --- plans ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    """What a request means for one snapshot, in engine terms."""
+
+    whole_home: bool = False
+    paths: list[str] = field(default_factory=list)  # home-relative
+    mailboxes: list[str] = field(default_factory=list)  # box@domain (without the whole home)
+    databases: list[str] = field(default_factory=list)
+    db_users: set[str] | None = field(default_factory=set)  # None: every user
+    config: list[tuple[str, str]] = field(default_factory=list)  # config parts (downloads only)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    overwrite: bool = False
+    database_name: str = ""
+
+    @property
+    def wants_files(self) -> bool:
+        return self.whole_home or bool(self.paths) or bool(self.mailboxes)
+
+    def mail_domains(self) -> dict[str, set[str]]:
+        domains: dict[str, set[str]] = {}
+        for box in self.mailboxes:
+            name, _, domain = box.rpartition("@")
+            domains.setdefault(domain, set()).add(name)
+        return domains
+
+    def covers_home_path(self, rel: str) -> bool:
+        """Whether home path `rel` is restored whole (the home, or a chosen path holds it)."""
+        return self.whole_home or any(rel == p or rel.startswith(p + "/") for p in self.paths)
+
+
+def part_label(kind: str, name: str) -> str:
+    return f"{kind}: {name}" if name else kind
+
+
+def build_plan(snapshot: Snapshot, request: RestoreRequest, *, for_download: bool = False) -> Plan:
+    plan = Plan(overwrite=request.target == "overwrite", database_name=request.database_name)
+    parts = request.parts
+    if request.everything:
+        parts = tuple((str(p.get("kind", "")), str(p.get("name", ""))) for p in snapshot.parts)
+    plan.paths = list(request.paths)
+    db_users: set[str] = set()
+    all_users = False
+    for kind, name in parts:
+        if kind == "homedir":
+            plan.whole_home = True
+        elif kind == "email_accounts":
+            plan.mailboxes.append(name)
+        elif kind == "databases":
+            if name.startswith("pgsql:"):
+                if for_download:
+                    plan.config.append((kind, name))
+                else:
+                    plan.skipped.append(
+                        (part_label(kind, name), "PostgreSQL databases are not restored; download it instead")
+                    )
+                continue
+            plan.databases.append(name)
+        elif kind == "db_users":
+            if request.everything:
+                all_users = True
+            else:
+                db_users.add(name)
+        elif kind in CONFIG_KINDS:
+            if for_download:
+                plan.config.append((kind, name))
+            else:
+                plan.skipped.append((part_label(kind, name), CONFIG_REASON))
+        else:
+            plan.skipped.append((part_label(kind, name), "this kind of part cannot be restored"))
+    plan.db_users = None if all_users else db_users
+    if plan.whole_home:
+        plan.paths = []
+        plan.mailboxes = []
+    return plan
+
+
+# --- results ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """What a run did, turned into the queue item's result."""
+
+    target: str = ""
+    folder: str = ""
+    restored: int = 0
+    failed: int = 0
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    skipped_count: int = 0
+    databases: list[dict[str, Any]] = field(default_factory=list)
+    db_users: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def skip(self, path: str, reason: str, *, failure: bool = False) -> None:
+        self.skipped_count += 1
+        if failure:
+            self.failed += 1
+        if len(self.skipped) < MAX_SKIPPED:
+            self.skipped.append({"path": path, "reason": reason})
+
+    def result(self) -> dict[str, Any]:
+        result: dict[str, Any] = {
+            "target": self.target,
+            "restored": self.restored,
+            "skipped": self.skipped,
+        }
+        if self.folder:
+            result["folder"] = self.folder
+        if self.skipped_count > len(self.skipped):
+            result["skipped_total"] = self.skipped_count
+        if self.databases:
+            result["databases"] = self.databases
+        if self.db_users:
+            result["db_users"] = self.db_users
+        if self.notes:
+            result["notes"] = self.notes
+        if self.failed:
+            if not self.restored:
+                raise RuntimeError(
+                    "Nothing could be restored: "
+                    + "; ".join(f"{s['path']}: {s['reason']}" for s in self.skipped[:5])
+                )
+            result["status"] = "partial"
+            result["error"] = f"{self.failed} items could not be restored (see skipped)"
+        return result
+
+
+class Progress:
+    """Adapts the queue's Reporter to the engines' ProgressSink, with a base for later stages."""
+
+    def __init__(self, reporter: queue.Reporter) -> None:
+        self.reporter = reporter
+        self.base_bytes = 0
+        self.base_files = 0
+
+    def progress(self, *, bytes_done: int, bytes_total: int, files_done: int, files_total: int) -> None:
+        self.reporter.update(
+            bytes_done=self.base_bytes + bytes_done,
+            bytes_total=self.base_bytes + bytes_total,
+            files_done=self.base_files + files_done,
+            files_total=self.base_files + files_total,
+        )
+
+    def log(self, message: str, *, level: str = "info") -> None:
+        self.reporter.log(message if level == "info" else f"{level}: {message}")
+
+    def abort_requested(self) -> bool:
+        return self.reporter.abort_requested()
+
+    def stage_done(self) -> None:
+        self.base_bytes = self.reporter.item.bytes_done
+        self.base_files = self.reporter.item.files_done
+
+
+# --- the home folder ------------------------------------------------------------------------
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class HomeTarget:
+    """Where file parts are written: the home folder itself, or a new folder inside it.
+
+    `root` is a /proc/self/fd path of a descriptor opened without following symlinks: what
+    SafeTree opens through it is that very folder, whatever is renamed meanwhile.
+    """
+
+    def __init__(self, account: Account, *, new_folder: bool, now: Any = None) -> None:
+        home = account.home
+        if not home or not os.path.isabs(home):
+            raise RestoreRefused(f"Account {account.username} has no home folder on this server.")
+        try:
+            st = os.lstat(home)
+        except FileNotFoundError:
+            raise RestoreRefused(f"The home folder {home} of {account.username} does not exist.") from None
+        if not stat.S_ISDIR(st.st_mode):
+            raise RestoreRefused(
+                f"The home folder {home} of {account.username} is not a folder (a symlink?)."
+            )
+        self.home_fd = os.open(home, _DIR_FLAGS)
+        self.fd = self.home_fd
+        self.new_folder = ""
+        try:
+            home_st = os.fstat(self.home_fd)
+            self.owner = (home_st.st_uid, home_st.st_gid) if os.geteuid() == 0 else None
+            self.display = home
+            if new_folder:
+                self.new_folder = self._make_folder(now)
+                self.display = os.path.join(home, self.new_folder)
+        except BaseException:
+            self.close()
+            raise
+
+    def _make_folder(self, now: Any) -> str:
+        moment = timezone.localtime(now or timezone.now())
+        base = f"restore-{moment:%Y-%m-%d-%H%M%S}"
+        for attempt in range(1, 100):
+            name = base if attempt == 1 else f"{base}-{attempt}"
+            try:
+                os.mkdir(name, 0o700, dir_fd=self.home_fd)
+            except FileExistsError:
+                continue
+            fd = os.open(name, _DIR_FLAGS, dir_fd=self.home_fd)
+            if self.owner is not None:
+                os.fchown(fd, *self.owner)
+            self.fd = fd
+            return name
+        raise RestoreRefused("Could not create a new restore folder in the home folder.")
+
+    @property
+    def root(self) -> Path:
+        return Path(f"/proc/self/fd/{self.fd}")
+
+    def tree(self) -> SafeTree:
+        return SafeTree(self.root, owner=self.owner)
+
+    def read_file(self, rel: str, limit: int = MAX_MAIL_FILE) -> tuple[bytes, int] | None:
+        """(content, mode) of regular file `rel` under the root, never through a symlink."""
+        fd = self.open_file(rel)
+        if fd is None:
+            return None
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
+                return None
+            chunks = []
+            while block := os.read(fd, 1024 * 1024):
+                chunks.append(block)
+            return b"".join(chunks), stat.S_IMODE(st.st_mode)
+        finally:
+            os.close(fd)
+
+    def open_file(self, rel: str) -> int | None:
+        """A read descriptor of `rel` under the root (no symlink followed), or None."""
+        try:
+            parts = rel.split("/")
+            if any(p in ("", ".", "..") for p in parts):
+                return None
+            current = os.dup(self.fd)
+            try:
+                for part in parts[:-1]:
+                    following = os.open(part, _DIR_FLAGS, dir_fd=current)
+                    os.close(current)
+                    current = following
+                return os.open(
+                    parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=current
+                )
+            finally:
+                os.close(current)
+        except OSError:
+            return None
+
+    def discard_new_folder(self) -> None:
+        """Remove the new folder with what was written into it (never the home itself)."""
+        if self.new_folder and self.home_fd >= 0:
+            if self.fd != self.home_fd:
+                os.close(self.fd)
+                self.fd = self.home_fd
+            shutil.rmtree(self.new_folder, dir_fd=self.home_fd, ignore_errors=True)
+            self.new_folder = ""
+
+    def close(self) -> None:
+        if self.fd != self.home_fd and self.fd >= 0:
+            os.close(self.fd)
+        if self.home_fd >= 0:
+            os.close(self.home_fd)
+        self.fd = self.home_fd = -1
+
+    def __enter__(self) -> HomeTarget:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_exc: object) -> None:
+        if exc_type is not None and self.new_folder:
+            # A restore that failed before writing anything leaves no empty folder behind.
+            with contextlib.suppress(OSError):
+                os.rmdir(self.new_folder, dir_fd=self.home_fd)
+        self.close()
+
+
+def box_lines(data: bytes, boxes: set[str]) -> list[bytes]:
+    """Lines of a `etc/<domain>/passwd|shadow|quota` file that belong to `boxes`."""
+    wanted = {os.fsencode(box) for box in boxes}
+    return [line for line in data.splitlines(keepends=True) if line.split(b":", 1)[0] in wanted]
+
+
+def merge_mail_file(
+    target: HomeTarget, tree: SafeTree, rel: str, backup: bytes, boxes: set[str], mode: int
+) -> int:
+    """Write the backup's lines of `boxes` into `rel`, keeping every other box's current line.
+
+    A box's current line is replaced where it stands; boxes the file does not list yet are
+    appended. Returns how many lines came from the backup.
+    """
+    restored: dict[bytes, bytes] = {}
+    for line in box_lines(backup, boxes):
+        restored.setdefault(line.split(b":", 1)[0], line if line.endswith(b"\n") else line + b"\n")
+    if not restored:
+        return 0
+    current = target.read_file(rel)
+    lines: list[bytes] = []
+    placed: set[bytes] = set()
+    if current is not None:
+        mode = current[1]
+        for line in current[0].splitlines(keepends=True):
+            box = line.split(b":", 1)[0]
+            if box in restored:
+                if box not in placed:  # a box listed twice keeps one line, the backup's
+                    lines.append(restored[box])
+                    placed.add(box)
+                continue
+            lines.append(line if line.endswith(b"\n") else line + b"\n")
+    lines += [line for box, line in restored.items() if box not in placed]
+    handle = tree.open_file(rel, overwrite=True)
+    try:
+        handle.write(b"".join(lines))
+        tree.finish_file(handle, mode=mode, overwrite=True)
+    except BaseException:
+        tree.discard(handle)
+        raise
+    return len(box_lines(backup, boxes))
+
+
+# --- databases --------------------------------------------------------------------------------
+
+DumpWriter = Callable[[Any], None]
+
+
+def restore_databases(
+    account: Account,
+    plan: Plan,
+    progress: Progress,
+    outcome: Outcome,
+    jobs: list[tuple[str, DumpWriter, str, str]],
+) -> None:
+    """Restore each (source name, dump writer, charset, collation) in turn; failures are recorded."""
+    for source, write_dump, charset, collation in jobs:
+        restore_database_part(account, plan, progress, outcome, source, write_dump, charset, collation)
+
+
+def restore_database_part(
+    account: Account,
+    plan: Plan,
+    progress: Progress,
+    outcome: Outcome,
+    source: str,
+    write_dump: DumpWriter,
+    charset: str = "",
+    collation: str = "",
+) -> None:
+    from destinations.engines.tarsafe import ArchiveError
+
+    from . import dbrestore, mysql
+
+    target = plan.database_name or source
+    # A new name is created only over an existing database when the request says overwrite;
+    # the backup's own name always means "over the existing database".
+    overwrite = plan.overwrite if plan.database_name else True
+    progress.reporter.check_abort()
+    progress.log(f"Database {source}: restoring into {target}")
+    try:
+        done = dbrestore.restore_database(
+            mysql.server(),
+            account_name=account.username,
+            listed=[str(name) for name in account.databases or []],
+            source=source,
+            target=target,
+            overwrite=overwrite,
+            write_dump=write_dump,
+            charset=charset,
+            collation=collation,
+        )
+    except native.BackupAborted:
+        raise
+    except (
+        dbrestore.DatabaseRestoreError,
+        mysql.MysqlError,
+        native.NativeError,
+        FtpError,
+        ArchiveError,
+        OSError,
+        KeyError,
+        zstandard.ZstdError,
+    ) as exc:
+        message = getattr(exc, "message", None) or str(exc)
+        progress.log(f"Database {source}: failed: {message}")
+        outcome.skip(part_label("databases", source), f"failed: {message}", failure=True)
+        outcome.databases.append({"source": source, "target": target, "status": "failed", "error": message})
+        return
+    outcome.restored += 1
+    entry: dict[str, Any] = {"source": source, "target": target, "status": "restored", "how": done.how}
+    if done.notes:
+        entry["notes"] = done.notes
+    outcome.databases.append(entry)
+    progress.log(f"Database {source}: restored into {target} ({done.how})")
+
+
+# --- running --------------------------------------------------------------------------------
+
+
+def open_session(destination: Destination) -> FtpSession:
+    from .backup import open_session as open_backup_session
+
+    return open_backup_session(destination)
+
+
+def restore_target(item: QueueItem, snapshot: Snapshot) -> Account:
+    """The account to restore into: always the snapshot's own; refuses everything else."""
+    account = snapshot.account
+    if account is None:
+        raise RestoreRefused("The account of this backup is not known on this server.")
+    if item.account_id != account.pk:
+        raise RestoreRefused("The queue item names another account than the backup's; refused.")
+    if snapshot.account_name != account.username:
+        raise RestoreRefused(
+            f"The backup belongs to {snapshot.account_name}, not {account.username}; refused."
+        )
+    if not snapshot.restorable:
+        raise RestoreRefused("This backup is not complete or has problems; it cannot be restored.")
+    if snapshot.destination.disabled:
+        raise RestoreRefused(f"Destination {snapshot.destination} is disabled.")
+    return account
+
+
+def load_request(snapshot: Snapshot, params: Any, *, for_download: bool = False) -> RestoreRequest:
+    try:
+        return validate_request(snapshot, params, for_download=for_download)
+    except ValidationError as exc:
+        raise RestoreRefused("; ".join(exc.messages)) from None
+
+
+@contextlib.contextmanager
+def _aborts() -> Iterator[None]:
+    try:
+        yield
+    except native.BackupAborted as exc:
+        raise queue.Aborted(str(exc) or "Aborted by an admin.") from None
+
+
+def run(item: QueueItem, reporter: queue.Reporter) -> dict[str, Any]:
+    """The restore task's body (jobs.tasks.run_restore)."""
+    snapshot = (
+        Snapshot.objects.select_related("destination", "account").filter(pk=item.snapshot_id or 0).first()
+    )
+    if snapshot is None:
+        raise RestoreRefused("The backup is no longer in the index.")
+    account = restore_target(item, snapshot)
+    request = load_request(snapshot, item.params)
+    plan = build_plan(snapshot, request)
+    outcome = Outcome()
+    for path, reason in plan.skipped:
+        outcome.skip(path, reason)
+    reporter.log(
+        f"Restoring {snapshot.path} into account {account.username} "
+        f"({'over the current files' if plan.overwrite else 'into a new folder'})"
+    )
+    progress = Progress(reporter)
+    with _aborts(), open_session(snapshot.destination) as session:
+        if snapshot.engine == Engine.NATIVE:
+            from . import restore_native
+
+            restore_native.restore(snapshot, account, plan, session, progress, outcome)
+        else:
+            from . import restore_cpanel
+
+            restore_cpanel.restore(snapshot, account, plan, session, progress, outcome)
+    targets = [outcome.folder] if outcome.folder else []
+    targets += [f"database {db['target']}" for db in outcome.databases if db.get("status") == "restored"]
+    outcome.target = ", ".join(targets) or outcome.target
+    reporter.log(f"Done: {outcome.restored} restored, {outcome.skipped_count} skipped")
+    return outcome.result()
+
+
+def run_download(item: QueueItem, reporter: queue.Reporter) -> dict[str, Any]:
+    from . import downloads
+
+    return downloads.run_download(item, reporter)
+
+
+def expire_downloads() -> int:
+    from . import downloads
+
+    return downloads.expire_downloads()
+
+
+def write_error(path: str, exc: BaseException) -> str:
+    if isinstance(exc, FileExistsError):
+        return "exists (not overwritten)"
+    if isinstance(exc, UnsafePath):
+        return f"refused: {exc}"
+    return f"cannot write: {exc}"

@@ -1,0 +1,254 @@
+"""Restoring Backupsite's own (native) backups.
+
+Files go through ``native.materialise``: only the chunks of the chosen files are read, with
+ranged downloads coalesced per pack, so one file costs about that file's stored bytes. The
+manifest comes from the local copy the catalog keeps (read from the destination only when it
+is missing). Databases stream through ``native.download_dump`` (size and sha256 verified) into
+``dbrestore``. ``PackReader`` serves downloads and the mailbox files: sequential ranged reads
+of packs over one connection.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import zstandard
+
+from destinations import catalog
+from destinations.engines import native
+from destinations.engines.native_common import PACKS_DIR, Session
+from destinations.engines.native_read import GAP_BRIDGE
+from destinations.ftp import RemoteStore
+from destinations.models import Snapshot
+
+from .models import Account
+from .restore import (
+    MAIL_FILES,
+    HomeTarget,
+    Outcome,
+    Plan,
+    Progress,
+    RestoreRefused,
+    merge_mail_file,
+    restore_databases,
+    write_error,
+)
+
+MAX_ENTRY_IN_MEMORY = 16 * 1024 * 1024
+
+
+def manifest_of(snapshot: Snapshot, session: Session) -> native.Manifest:
+    manifest = catalog.cached_manifest(snapshot)
+    if manifest is None:
+        with session.connection() as conn:
+            manifest = native.read_manifest(conn, snapshot.path)
+    return manifest
+
+
+def restore(
+    snapshot: Snapshot, account: Account, plan: Plan, session: Session, progress: Progress, outcome: Outcome
+) -> None:
+    manifest = manifest_of(snapshot, session)
+    if manifest.account != account.username:
+        raise RestoreRefused(f"The backup holds account {manifest.account}, not {account.username}; refused.")
+    if plan.wants_files:
+        with HomeTarget(account, new_folder=not plan.overwrite) as target:
+            outcome.folder = target.display
+            progress.log(f"Files go to {target.display}")
+            paths: list[str] | None = None
+            if not plan.whole_home:
+                paths = list(plan.paths)
+                for box in plan.mailboxes:
+                    name, _, domain = box.rpartition("@")
+                    folder = f"mail/{domain}/{name}"
+                    if not plan.covers_home_path(folder):
+                        paths.append(folder)
+            if paths is None or paths:
+                result = native.materialise(
+                    session,
+                    snapshot.path,
+                    manifest,
+                    target.root,
+                    paths=paths,
+                    progress=progress,
+                    owner=target.owner,
+                    overwrite=plan.overwrite,
+                )
+                outcome.restored += result.restored
+                for path, reason in result.skipped:
+                    outcome.skip(path, reason, failure=not reason.startswith("exists"))
+                progress.stage_done()
+            if plan.mailboxes:
+                _mail_lines(snapshot, manifest, plan, session, target, outcome)
+    sizes = {db.name: db.size for db in manifest.databases}
+    restore_databases(
+        account,
+        plan,
+        progress,
+        outcome,
+        [
+            (db, _dump_writer(session, snapshot.path, manifest, db, progress, sizes.get(db, 0)), "", "")
+            for db in plan.databases
+        ],
+    )
+
+
+def _dump_writer(
+    session: Session, path: str, manifest: native.Manifest, database: str, progress: Progress, size: int
+) -> Any:
+    def write(out: Any) -> None:
+        progress.stage_done()
+        native.download_dump(session, path, manifest, database, _Counted(out, progress, size))
+
+    return write
+
+
+class _Counted:
+    """Passes a dump on to the loader, reporting its bytes as progress."""
+
+    def __init__(self, out: Any, progress: Progress, total: int) -> None:
+        self.out = out
+        self.progress = progress
+        self.total = total
+        self.done = 0
+
+    def write(self, data: bytes) -> int:
+        self.out.write(data)
+        self.done += len(data)
+        self.progress.progress(bytes_done=self.done, bytes_total=self.total, files_done=0, files_total=0)
+        return len(data)
+
+
+def _mail_lines(
+    snapshot: Snapshot,
+    manifest: native.Manifest,
+    plan: Plan,
+    session: Session,
+    target: HomeTarget,
+    outcome: Outcome,
+) -> None:
+    """Each restored box's lines of etc/<domain>/passwd, shadow and quota (others' lines kept)."""
+    entries = manifest.entry_map()
+    with session.connection() as conn, target.tree() as tree:
+        reader = PackReader(conn, snapshot.path)
+        try:
+            for domain, boxes in plan.mail_domains().items():
+                for name in MAIL_FILES:
+                    rel = f"etc/{domain}/{name}"
+                    entry = entries.get(rel.encode("utf-8", "surrogateescape"))
+                    if entry is None or entry.type != "f" or plan.covers_home_path(rel):
+                        continue
+                    if entry.size > MAX_ENTRY_IN_MEMORY:
+                        outcome.skip(rel, "too large for a mail account file", failure=True)
+                        continue
+                    try:
+                        data = b"".join(read_entry(reader, entry))
+                        if merge_mail_file(target, tree, rel, data, boxes, entry.mode):
+                            outcome.restored += 1
+                    except (native.ObjectCorrupt, OSError, ValueError) as exc:
+                        outcome.skip(rel, write_error(rel, exc), failure=True)
+        finally:
+            reader.close()
+
+
+# --- reading packs sequentially ---------------------------------------------------------------
+
+
+class PackReader:
+    """Chunks of packs, read with as few ranged downloads as possible.
+
+    With a plan, chunks of one pack that follow each other (gaps up to GAP_BRIDGE are read
+    through) are fetched by one ranged download of exactly that run; a chunk outside the open
+    download opens another. Callers that ask for chunks in pack order get one transfer per run.
+    """
+
+    def __init__(self, store: RemoteStore, backup_path: str, plan: Iterable[native.ChunkRef] = ()) -> None:
+        """`plan`: the chunks in the order they will be asked for, so that each download asks
+        for exactly the run of chunks it serves (nothing past it is sent)."""
+        self.store = store
+        self.backup_path = backup_path
+        self.transfers = 0
+        self._blocks: Iterator[bytes] | None = None
+        self._pack = ""
+        self._position = 0  # offset in the pack of _buffer[0]
+        self._end = 0  # where the open download stops
+        self._buffer = bytearray()
+        self._run_end: dict[tuple[str, int], int] = {}
+        run: list[tuple[str, int]] = []
+        pack, end = "", -1
+        for chunk in plan:
+            if run and (chunk.pack != pack or not end <= chunk.offset <= end + GAP_BRIDGE):
+                self._close_run(run, end)
+                run = []
+            pack = chunk.pack
+            end = max(end, chunk.offset + chunk.stored) if run else chunk.offset + chunk.stored
+            run.append((chunk.pack, chunk.offset))
+        if run:
+            self._close_run(run, end)
+
+    def _close_run(self, run: list[tuple[str, int]], end: int) -> None:
+        for key in run:
+            self._run_end.setdefault(key, end)
+
+    def read(self, chunk: native.ChunkRef) -> bytes:
+        """The stored bytes of `chunk`."""
+        if (
+            self._blocks is None
+            or chunk.pack != self._pack
+            or chunk.offset < self._position
+            or chunk.offset + chunk.stored > self._end
+        ):
+            self.close()
+            path = f"{self.backup_path}/{PACKS_DIR}/{chunk.pack}"
+            self._end = max(self._run_end.get((chunk.pack, chunk.offset), 0), chunk.offset + chunk.stored)
+            self._blocks = iter(
+                self.store.download(path, offset=chunk.offset, length=self._end - chunk.offset)
+            )
+            self.transfers += 1
+            self._pack = chunk.pack
+            self._position = chunk.offset
+        end = chunk.offset + chunk.stored
+        while self._position + len(self._buffer) < end:
+            block = next(self._blocks, None)
+            if block is None:
+                raise native.ObjectCorrupt(f"{chunk.pack}: the pack is shorter than the manifest says")
+            self._buffer += block
+        start = chunk.offset - self._position
+        data = bytes(self._buffer[start : start + chunk.stored])
+        del self._buffer[: start + chunk.stored]
+        self._position = end
+        return data
+
+    def close(self) -> None:
+        blocks, self._blocks = self._blocks, None
+        close = getattr(blocks, "close", None)
+        if callable(close):
+            close()
+        self._buffer.clear()
+
+
+_dctx = zstandard.ZstdDecompressor()
+
+
+def read_entry(reader: PackReader, entry: native.Entry) -> Iterator[bytes]:
+    """The content of file `entry`, chunk by chunk; ObjectCorrupt at the end when it does not
+    match its recorded sha256 (so a consumer must not treat the bytes as good before then)."""
+    digest = hashlib.sha256()
+    size = 0
+    for chunk in entry.chunks:
+        stored = reader.read(chunk)
+        try:
+            data = _dctx.decompress(stored, max_output_size=chunk.length) if chunk.codec == "zstd" else stored
+        except zstandard.ZstdError as exc:
+            raise native.ObjectCorrupt(f"{entry.display}: damaged chunk in {chunk.pack}: {exc}") from exc
+        if len(data) != chunk.length:
+            raise native.ObjectCorrupt(
+                f"{entry.display}: a chunk holds {len(data)} bytes, not {chunk.length}"
+            )
+        digest.update(data)
+        size += len(data)
+        yield data
+    if size != entry.size or digest.hexdigest() != entry.sha256:
+        raise native.ObjectCorrupt(f"{entry.display}: the stored data is damaged (size or sha256)")
