@@ -484,7 +484,23 @@ class _DataChannel:
     async def write(self, data: bytes) -> None:
         assert self.writer is not None
         self.writer.write(data)
-        await asyncio.wait_for(self.writer.drain(), self.control.timeout)
+        # A 1 MiB block can take longer than the timeout on a slow link: what times out is a
+        # stall (nothing taken by the server for `timeout` seconds), not a slow drain.
+        sock = self.writer.get_extra_info("socket")
+        last = self._pending(sock)
+        while True:
+            try:
+                await asyncio.wait_for(self.writer.drain(), self.control.timeout)
+                return
+            except TimeoutError:
+                pending = self._pending(sock)
+                if pending >= last:
+                    raise
+                last = pending
+
+    def _pending(self, sock: object) -> int:
+        assert self.writer is not None
+        return self.writer.transport.get_write_buffer_size() + _unacknowledged(sock)
 
     async def finish(self) -> str:
         """Close our side (end of an upload), wait for the final 2xx reply, and return its text."""
@@ -511,12 +527,11 @@ class _DataChannel:
         acknowledged for `timeout` seconds."""
         assert self.writer is not None
         loop = asyncio.get_running_loop()
-        transport = self.writer.transport
         sock = self.writer.get_extra_info("socket")
         last = -1
         deadline = loop.time() + self.control.timeout
         while True:
-            pending = transport.get_write_buffer_size() + _unacknowledged(sock)
+            pending = self._pending(sock)
             if pending <= 0:
                 return
             if last < 0 or pending < last:
@@ -973,7 +988,10 @@ class _Control(aioftp.Client):
             data = await channel.read_all()
             final = await channel.finish()
         except BaseException:
+            # The server may still send this transfer's final reply: never read it as the
+            # answer to a later command; reconnect instead.
             channel.abort()
+            self.broken = True
             raise
         if "truncat" in final.lower():  # pure-ftpd -L, for one: never infer "absent" from this
             logger.warning("the server truncated the listing of %s: %s", remote, final)
@@ -1098,7 +1116,10 @@ class _Control(aioftp.Client):
                 progress.sent += len(block)
             await channel.finish()
         except BaseException:
+            # The server may still send this transfer's final reply: never read it as the
+            # answer to a later command; reconnect instead.
             channel.abort()
+            self.broken = True
             raise
 
     async def read_range(self, remote: str, offset: int, length: int) -> bytes:
@@ -1115,7 +1136,10 @@ class _Control(aioftp.Client):
                 got += len(chunk)
             await self.abort_transfer(channel)
         except BaseException:
+            # The server may still send this transfer's final reply: never read it as the
+            # answer to a later command; reconnect instead.
             channel.abort()
+            self.broken = True
             raise
         return b"".join(chunks)
 

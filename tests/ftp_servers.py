@@ -757,4 +757,16 @@ class Throttled:
             "read_limit": self.options.get("read_limit", 1_000_000),
             "write_limit": self.options.get("write_limit", 0),
         }
-        self.dtp_handler = type("ThrottledDTP", (ThrottledDTPHandler,), limits)
+        rcvbuf = self.options.get("rcvbuf")
+
+        class ThrottledDTP(ThrottledDTPHandler):  # type: ignore[misc]
+            def __init__(self, sock: Any, cmd_channel: Any) -> None:
+                super().__init__(sock, cmd_channel)
+                if rcvbuf:
+                    # A small receive buffer keeps the backlog on the sender's side, as on a
+                    # slow WAN link (not in the receiving application).
+                    self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+
+        for name, value in limits.items():
+            setattr(ThrottledDTP, name, value)
+        self.dtp_handler = ThrottledDTP

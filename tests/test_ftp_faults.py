@@ -213,7 +213,7 @@ def test_a_slow_link_draining_socket_buffers_is_not_mistaken_for_a_silent_server
     from destinations.ftp import FtpConnection
     from tests.ftp_servers import Throttled
 
-    server = fault_ftp_server(Throttled, read_limit=400_000)
+    server = fault_ftp_server(Throttled, read_limit=400_000, rcvbuf=65536)
     data = os.urandom(3_000_000)
     with FtpConnection(server.settings(timeout=2.0, retries=0)) as conn:
         assert conn.upload_file("slow.bin", io.BytesIO(data)) == len(data)

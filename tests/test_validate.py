@@ -73,7 +73,10 @@ def test_validate_refuses_a_changed_certificate(pure_ftpd, ftp_dir):
 
 
 def test_validate_reports_a_wrong_password_at_the_login_step(pure_ftpd, ftp_dir):
-    report = validate.run(pure_ftpd.settings(directory=ftp_dir, ssl=False, password="wrong-password"))
+    # pure-ftpd answers a wrong password only after a deliberate delay of about 4 s.
+    report = validate.run(
+        pure_ftpd.settings(directory=ftp_dir, ssl=False, password="wrong-password", timeout=20)
+    )
     check = failed(report)
     assert check.name == "Login"
     assert "password" in check.hint.lower()

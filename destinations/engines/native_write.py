@@ -360,12 +360,21 @@ def upload_verified(conn: RemoteStore, path: str, source: io.RawIOBase | io.Byte
         raise UploadNotVerified(f"{path}: the server holds {got} bytes, {size} were sent")
 
 
-class _Packer:
-    """Collects chunks into the current pack; full packs upload in background threads.
+@dataclass(slots=True)
+class _OpenPack:
+    name: str
+    parts: list[Buffer] = field(default_factory=list)
+    size: int = 0
 
-    A pack is the list of its chunks' buffers (nothing is copied into a pack buffer); at most
-    `slots` packs upload while the next one fills, so packs take at most (slots + 1) *
-    pack_size bytes of memory.
+
+class _Packer:
+    """Collects chunks into packs; full packs upload in background threads.
+
+    A pack is the list of its chunks' buffers (nothing is copied into a pack buffer). Chunks
+    of files bigger than one chunk go into packs of their own (`owner`): when such a file
+    changes, its old packs die whole and are deleted, instead of leaving half-dead shared packs
+    that a later run must rewrite. At most `slots` packs upload while two (shared, own) fill,
+    so packs take at most (slots + 2) * pack_size bytes of memory.
     """
 
     def __init__(self, target: Session | RemoteStore, base: str, generation: int, pack_size: int) -> None:
@@ -373,53 +382,77 @@ class _Packer:
         self.base = base
         self.generation = generation
         self.pack_size = pack_size
-        self.number = 0
-        self.size = 0
+        self.number = 0  # the next pack's number
         self.slots = connection_slots(target, MAX_PARALLEL_UPLOADS)
-        self.name = pack_name(generation, 0)
-        self._room = threading.Semaphore(self.slots + 1)  # packs filling or uploading
-        self._parts: list[Buffer] | None = None
+        self._room = threading.Semaphore(self.slots + 2)  # packs filling or uploading
+        self._shared: _OpenPack | None = None
+        self._own: _OpenPack | None = None
+        self._owner: object = None
         self._pool = concurrent.futures.ThreadPoolExecutor(self.slots, thread_name_prefix="pack-upload")
         self._futures: list[concurrent.futures.Future[PackInfo]] = []
         self.attempted: list[str] = []  # objects this run may have written (for cleanup)
         self.made_dir = False
 
-    def _open_pack(self) -> list[Buffer]:
+    def _open(self) -> _OpenPack:
         while not self._room.acquire(timeout=0.2):
             self._raise_failed()
-        return []
+        pack = _OpenPack(pack_name(self.generation, self.number))
+        self.number += 1
+        return pack
 
-    def add(self, pieces: list[Buffer], codec: Codec, length: int) -> ChunkRef:
+    def add(self, pieces: list[Buffer], codec: Codec, length: int, owner: object = None) -> ChunkRef:
+        """Append one chunk; `owner` (a big file's job) keeps its chunks in packs of their own."""
         stored = len(pieces[0]) if len(pieces) == 1 else sum(len(piece) for piece in pieces)
-        if self.size and self.size + stored > self.pack_size:
-            self.seal()
-        if self._parts is None:
-            self._parts = self._open_pack()
-        ref = ChunkRef(self.name, self.size, stored, codec, length)
-        self._parts.extend(pieces)
-        self.size += stored
+        if owner is None:
+            pack = self._shared
+            if pack is not None and pack.size and pack.size + stored > self.pack_size:
+                self._seal(pack)
+                pack = None
+            if pack is None:
+                pack = self._shared = self._open()
+        else:
+            pack = self._own
+            if pack is not None and (owner is not self._owner or pack.size + stored > self.pack_size):
+                self._seal(pack)
+                pack = None
+            if pack is None:
+                pack = self._own = self._open()
+                self._owner = owner
+        ref = ChunkRef(pack.name, pack.size, stored, codec, length)
+        pack.parts.extend(pieces)
+        pack.size += stored
         return ref
+
+    def close_own(self) -> None:
+        """The big file is complete: its last pack uploads now."""
+        if self._own is not None:
+            self._seal(self._own)
 
     def _raise_failed(self) -> None:
         for future in self._futures:
             if future.done() and future.exception() is not None:
                 future.result()
 
-    def seal(self) -> None:
-        if not self.size or self._parts is None:
+    def _seal(self, pack: _OpenPack) -> None:
+        if pack is self._shared:
+            self._shared = None
+        if pack is self._own:
+            self._own, self._owner = None, None
+        if not pack.size:
+            self._room.release()
             return
         self._raise_failed()
         if not self.made_dir:
             with borrow(self.target) as conn:
                 conn.makedirs(f"{self.base}/{PACKS_DIR}")
             self.made_dir = True
-        name, parts, size = self.name, self._parts, self.size
-        self.attempted.append(f"{PACKS_DIR}/{name}")
-        self._futures.append(self._pool.submit(self._upload, name, parts, size))
-        self.number += 1
-        self.name = pack_name(self.generation, self.number)
-        self._parts = None
-        self.size = 0
+        self.attempted.append(f"{PACKS_DIR}/{pack.name}")
+        self._futures.append(self._pool.submit(self._upload, pack.name, pack.parts, pack.size))
+
+    def seal(self) -> None:
+        for pack in (self._own, self._shared):
+            if pack is not None:
+                self._seal(pack)
 
     def _upload(self, name: str, parts: list[Buffer], size: int) -> PackInfo:
         try:
@@ -611,7 +644,8 @@ class _Run:
             else:
                 result = results[0]
                 assert isinstance(result, _Encoded)
-                self._assemble_chunk(result, item.jobs[0], item.last)
+                job = item.jobs[0]
+                self._assemble_chunk(result, job, item.last, own=job.entry.size > self.chunk_size)
 
         def track(item: _InFlight) -> None:
             nonlocal inflight_bytes
@@ -723,12 +757,16 @@ class _Run:
         self.read_skipped += 1
         self.reporter.skipped(job.entry.path, reason)
 
-    def _assemble_chunk(self, result: _Encoded, job: _FileJob, last: bool) -> None:
+    def _assemble_chunk(self, result: _Encoded, job: _FileJob, last: bool, *, own: bool = False) -> None:
         if result.length:
-            job.chunks.append(self.packer.add(result.pieces, result.codec, result.length))
+            job.chunks.append(
+                self.packer.add(result.pieces, result.codec, result.length, job if own else None)
+            )
         self.new_bytes += result.length
         self.reporter.bytes_done += result.length
         if last:
+            if own:
+                self.packer.close_own()
             job.sha256 = result.sha256
             self._finish_job(job)
 
@@ -870,7 +908,7 @@ def ensure_format_file(conn: RemoteStore) -> None:
 def _remove_failed_generation(conn: RemoteStore, base: str, generation: int) -> int:
     """Delete packs a failed run of `generation` left, probing names (listings may be cut)."""
     removed = misses = number = 0
-    while misses < MAX_PARALLEL_UPLOADS + 2:
+    while misses < MAX_PARALLEL_UPLOADS + 3:  # uploading, plus the two packs that were filling
         path = f"{base}/{PACKS_DIR}/{pack_name(generation, number)}"
         if conn.size(path) is None:
             misses += 1
