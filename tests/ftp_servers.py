@@ -759,7 +759,7 @@ class Throttled:
         }
         rcvbuf = self.options.get("rcvbuf")
 
-        class ThrottledDTP(ThrottledDTPHandler):  # type: ignore[misc]
+        class ThrottledDTP(ThrottledDTPHandler):
             def __init__(self, sock: Any, cmd_channel: Any) -> None:
                 super().__init__(sock, cmd_channel)
                 if rcvbuf:
