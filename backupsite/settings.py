@@ -42,7 +42,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "django_celery_beat",
-    "backupsite",
+    "backupsite.apps.BackupsiteConfig",
     "destinations",
     "jobs",
 ]

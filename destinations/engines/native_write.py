@@ -544,6 +544,8 @@ def plan_incremental(tree: SourceTree, previous: Manifest | None, pack_size: int
     once more than SMALL_PACKS_LIMIT packs are smaller than SMALL_PACK_RATIO of the pack size,
     all of those, get their live files re-read from the local source (and checked against the
     recorded sha256) into this generation's packs; the old pack is deleted after the commit.
+    Packs holding chunks of files bigger than one chunk are those files' own packs (see
+    _Packer): a small one is not fragmentation, and does not count towards the small packs.
     """
     old = previous.entry_map() if previous else {}
     reused: dict[bytes, Entry] = {}
@@ -563,13 +565,15 @@ def plan_incremental(tree: SourceTree, previous: Manifest | None, pack_size: int
         for entry in reused.values():
             for chunk in entry.chunks:
                 live[chunk.pack] += chunk.stored
+        big = previous.chunk_size or CHUNK_SIZE
+        own_packs = {chunk.pack for entry in reused.values() if entry.size > big for chunk in entry.chunks}
         small = []
         for pack in previous.packs:
             if not live[pack.name]:
                 continue
             if live[pack.name] < pack.size * RECLAIM_LIVE_RATIO:
                 reclaimed.add(pack.name)
-            elif pack.size < pack_size * SMALL_PACK_RATIO:
+            elif pack.size < pack_size * SMALL_PACK_RATIO and pack.name not in own_packs:
                 small.append(pack.name)
         if len(small) > SMALL_PACKS_LIMIT:
             reclaimed.update(small)

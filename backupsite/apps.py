@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class BackupsiteConfig(AppConfig):
+    name = "backupsite"
+
+    def ready(self) -> None:
+        from . import checks  # noqa: F401
