@@ -140,6 +140,7 @@ class Reporter:
     def __init__(self, item: QueueItem) -> None:
         self.item = item
         self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
         self._dirty: set[str] = set()
         self._new_lines: list[str] = []
         self._last_flush = 0.0
@@ -204,6 +205,10 @@ class Reporter:
             self.flush()
 
     def flush(self) -> None:
+        with self._flush_lock:  # the task's thread and the heartbeat thread both flush
+            self._flush()
+
+    def _flush(self) -> None:
         with self._lock:
             fields = {name: getattr(self.item, name) for name in self._dirty}
             lines, self._new_lines = self._new_lines, []
@@ -220,14 +225,15 @@ class Reporter:
         self._abort = QueueItem.objects.filter(pk=self.item.pk, abort_requested=True).exists()
 
     def _beat(self) -> None:
+        """Keep the heartbeat while the task waits on the network, and write progress that
+        arrived in a burst and was held back by the throttle."""
+        last_beat = time.monotonic()
         try:
-            while not self._stop.wait(HEARTBEAT_SECONDS):
+            while not self._stop.wait(_FLUSH_SECONDS):
                 try:
-                    QueueItem.objects.filter(pk=self.item.pk, status=Status.RUNNING).update(
-                        heartbeat=timezone.now()
-                    )
-                    if QueueItem.objects.filter(pk=self.item.pk, abort_requested=True).exists():
-                        self._abort = True
+                    if self._dirty or self._new_lines or time.monotonic() - last_beat >= HEARTBEAT_SECONDS:
+                        self.flush()
+                        last_beat = time.monotonic()
                 except Exception:  # the database may be briefly locked; the next beat retries
                     logger.exception("heartbeat of queue item %s failed", self.item.pk)
         finally:

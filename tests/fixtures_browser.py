@@ -60,3 +60,22 @@ def login(page, live_server, username: str, password: str) -> None:
     page.fill("#id_password", password)
     page.click("button[type=submit]")
     page.wait_for_load_state("networkidle")
+
+
+def off_the_browser_thread(function, *args, **kwargs):
+    """Run `function` in another thread and return its result.
+
+    Playwright's sync API keeps an event loop running in the test's thread, and the FTP seam
+    drives its own loop with run_until_complete, which cannot run inside a running loop."""
+    import concurrent.futures
+
+    from django.db import connection
+
+    def call():
+        try:
+            return function(*args, **kwargs)
+        finally:
+            connection.close()
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(call).result()

@@ -5,18 +5,14 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-import subprocess
-import sys
 import threading
 import time
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.utils import timezone
 
-from backupsite.celery import app as celery_app
 from destinations.models import Destination, Snapshot
 from jobs import backup, queue
 from jobs.models import Account, BackupJob, QueueItem
@@ -52,59 +48,6 @@ def destination_for(server, **fields) -> Destination:
     destination.set_password(s.password)
     destination.save()
     return destination
-
-
-@pytest.fixture
-def broker(redis_settings):
-    """Send tasks from this process to the test Redis (the app read its broker at import)."""
-    previous = celery_app.conf.broker_url
-    celery_app.conf.broker_url = redis_settings
-    celery_app._pool = None
-    yield redis_settings
-    celery_app.conf.broker_url = previous
-    celery_app._pool = None
-
-
-@pytest.fixture
-def worker(broker, tmp_path):
-    """A real `celery worker` process on the test database and Redis."""
-    procs = []
-
-    def start(concurrency: int = 2) -> subprocess.Popen:
-        database = settings.DATABASES["default"]["NAME"]
-        env = {
-            **os.environ,
-            "DATABASE_URL": f"sqlite:///{database}",
-            "REDIS_URL": broker,
-            "BACKUPSITE_DATA_DIR": str(settings.DATA_DIR),
-            # A killed worker's connection lease frees up after 10 s instead of a minute.
-            "BACKUPSITE_LEASE_TTL": "10",
-        }
-        log = open(tmp_path / f"worker-{len(procs)}.log", "wb")  # noqa: SIM115
-        proc = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "celery"),
-                *("-A", "backupsite", "worker", "--pool", "prefork", "--concurrency", str(concurrency)),
-                *("--loglevel", "INFO", "--without-heartbeat", "--without-mingle", "--without-gossip"),
-                *("--hostname", f"test-{secrets.token_hex(3)}@%h"),
-            ],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        procs.append(proc)
-        return proc
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
 
 
 def wait_for(predicate, timeout: float, what: str):

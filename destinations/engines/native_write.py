@@ -122,6 +122,7 @@ def _suffix(path: bytes) -> bytes:
 class _Reporter:
     def __init__(self, sink: ProgressSink) -> None:
         self.sink = sink
+        self.unstored: Callable[[], int] = lambda: 0  # bytes counted but not yet on the server
         self.bytes_done = 0
         self.bytes_total = 0
         self.files_done = 0
@@ -135,7 +136,7 @@ class _Reporter:
         if force or now - self._last_tick >= 0.25:
             self._last_tick = now
             self.sink.progress(
-                bytes_done=self.bytes_done,
+                bytes_done=max(0, self.bytes_done - self.unstored()),
                 bytes_total=max(self.bytes_total, self.bytes_done),
                 files_done=self.files_done,
                 files_total=max(self.files_total, self.files_done),
@@ -365,6 +366,7 @@ class _OpenPack:
     name: str
     parts: list[Buffer] = field(default_factory=list)
     size: int = 0
+    raw: int = 0  # source bytes of its chunks
 
 
 class _Packer:
@@ -373,8 +375,8 @@ class _Packer:
     A pack is the list of its chunks' buffers (nothing is copied into a pack buffer). Chunks
     of files bigger than one chunk go into packs of their own (`owner`): when such a file
     changes, its old packs die whole and are deleted, instead of leaving half-dead shared packs
-    that a later run must rewrite. At most `slots` packs upload while two (shared, own) fill,
-    so packs take at most (slots + 2) * pack_size bytes of memory.
+    that a later run must rewrite. Packs filling (shared, own) and uploading are at most
+    slots + 1 together, so they take at most (slots + 1) * pack_size bytes of memory.
     """
 
     def __init__(self, target: Session | RemoteStore, base: str, generation: int, pack_size: int) -> None:
@@ -384,7 +386,7 @@ class _Packer:
         self.pack_size = pack_size
         self.number = 0  # the next pack's number
         self.slots = connection_slots(target, MAX_PARALLEL_UPLOADS)
-        self._room = threading.Semaphore(self.slots + 2)  # packs filling or uploading
+        self._room = threading.Semaphore(self.slots + 1)  # packs filling or uploading
         self._shared: _OpenPack | None = None
         self._own: _OpenPack | None = None
         self._owner: object = None
@@ -392,6 +394,16 @@ class _Packer:
         self._futures: list[concurrent.futures.Future[PackInfo]] = []
         self.attempted: list[str] = []  # objects this run may have written (for cleanup)
         self.made_dir = False
+        # Source bytes packed but not yet uploaded: progress counts a file once it is stored.
+        self._unstored = 0
+        self._unstored_lock = threading.Lock()
+
+    def unstored(self) -> int:
+        return self._unstored
+
+    def _stored(self, raw: int) -> None:
+        with self._unstored_lock:
+            self._unstored -= raw
 
     def _open(self) -> _OpenPack:
         while not self._room.acquire(timeout=0.2):
@@ -421,6 +433,9 @@ class _Packer:
         ref = ChunkRef(pack.name, pack.size, stored, codec, length)
         pack.parts.extend(pieces)
         pack.size += stored
+        pack.raw += length
+        with self._unstored_lock:
+            self._unstored += length
         return ref
 
     def close_own(self) -> None:
@@ -440,6 +455,7 @@ class _Packer:
             self._own, self._owner = None, None
         if not pack.size:
             self._room.release()
+            self._stored(pack.raw)
             return
         self._raise_failed()
         if not self.made_dir:
@@ -447,14 +463,14 @@ class _Packer:
                 conn.makedirs(f"{self.base}/{PACKS_DIR}")
             self.made_dir = True
         self.attempted.append(f"{PACKS_DIR}/{pack.name}")
-        self._futures.append(self._pool.submit(self._upload, pack.name, pack.parts, pack.size))
+        self._futures.append(self._pool.submit(self._upload, pack.name, pack.parts, pack.size, pack.raw))
 
     def seal(self) -> None:
         for pack in (self._own, self._shared):
             if pack is not None:
                 self._seal(pack)
 
-    def _upload(self, name: str, parts: list[Buffer], size: int) -> PackInfo:
+    def _upload(self, name: str, parts: list[Buffer], size: int, raw: int) -> PackInfo:
         try:
             digest = hashlib.sha256()
             for part in parts:
@@ -469,13 +485,22 @@ class _Packer:
                     if attempt == UPLOAD_ATTEMPTS:
                         raise
                     _retry_pause(attempt)
+            self._stored(raw)
             return PackInfo(name, size, digest.hexdigest())
         finally:
             parts.clear()
             self._room.release()
 
-    def finish(self) -> dict[str, PackInfo]:
+    def finish(self, tick: Callable[[], None] | None = None) -> dict[str, PackInfo]:
         self.seal()
+        pending = set(self._futures)
+        while pending:  # report the uploads' progress while they finish
+            _, pending = concurrent.futures.wait(
+                pending, timeout=0.25, return_when=concurrent.futures.FIRST_EXCEPTION
+            )
+            self._raise_failed()
+            if tick is not None:
+                tick()
         infos = {}
         for future in self._futures:
             info = future.result()
@@ -607,6 +632,7 @@ class _Run:
         self.pack_size = pack_size
         self.chunk_size = chunk_size
         self.packer = _Packer(target, base, generation, pack_size)
+        reporter.unstored = self.packer.unstored
         self.done: dict[bytes, Entry] = {}
         self.kept_previous = 0
         self.read_skipped = 0
@@ -1094,7 +1120,7 @@ def write_backup(
     try:
         if tree is not None and plan.jobs:
             run.pack_files(tree.root, plan.jobs)
-        packs = run.packer.finish()
+        packs = run.packer.finish(run.reporter.tick)
         reporter.check_abort(force=True)
         dumps = [_write_dump(session, base, generation, db, run) for db in databases]
         reporter.check_abort(force=True)
