@@ -14,24 +14,7 @@ class DestinationAdminForm(forms.ModelForm):
 
     class Meta:
         model = Destination
-        fields = [
-            "name",
-            "engine",
-            "directory",
-            "host",
-            "port",
-            "username",
-            "password",
-            "timeout",
-            "retries",
-            "concurrency",
-            "ssl",
-            "passive",
-            "tls_fingerprint",
-            "reindex_schedule",
-            "read_only",
-            "disabled",
-        ]
+        fields = list(Destination.SETTINGS)
 
 
 @admin.register(Destination)

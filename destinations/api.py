@@ -26,25 +26,7 @@ class DestinationSerializer(ModelCleanSerializer):
 
     class Meta:
         model = Destination
-        fields = [
-            "id",
-            "name",
-            "engine",
-            "directory",
-            "host",
-            "port",
-            "username",
-            "password",
-            "timeout",
-            "retries",
-            "concurrency",
-            "ssl",
-            "passive",
-            "tls_fingerprint",
-            "reindex_schedule",
-            "read_only",
-            "disabled",
-        ]
+        fields = ["id", *Destination.SETTINGS]
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         password = attrs.pop("password", "")

@@ -21,6 +21,26 @@ class Engine(models.TextChoices):
 class Destination(models.Model):
     """An FTP server (and a directory on it) that holds backups."""
 
+    # What an admin sets, in the order the API and the admin show it ("password" is write-only).
+    SETTINGS = (
+        "name",
+        "engine",
+        "directory",
+        "host",
+        "port",
+        "username",
+        "password",
+        "timeout",
+        "retries",
+        "concurrency",
+        "ssl",
+        "passive",
+        "tls_fingerprint",
+        "reindex_schedule",
+        "read_only",
+        "disabled",
+    )
+
     name = models.CharField(
         max_length=40,
         unique=True,

@@ -68,34 +68,6 @@ def retry_delay() -> float:
     return 5.0 + random.uniform(0, 5.0)
 
 
-class _Progress:
-    """Adapts the queue's Reporter to the engine's ProgressSink, adding the accounts already
-    done to the counts, so one bar covers the whole run."""
-
-    def __init__(self, reporter: queue.Reporter) -> None:
-        self.reporter = reporter
-        self.base_bytes = 0
-        self.base_files = 0
-
-    def progress(self, *, bytes_done: int, bytes_total: int, files_done: int, files_total: int) -> None:
-        self.reporter.update(
-            bytes_done=self.base_bytes + bytes_done,
-            bytes_total=self.base_bytes + bytes_total,
-            files_done=self.base_files + files_done,
-            files_total=self.base_files + files_total,
-        )
-
-    def log(self, message: str, *, level: str = "info") -> None:
-        self.reporter.log(message if level == "info" else f"{level}: {message}")
-
-    def abort_requested(self) -> bool:
-        return self.reporter.abort_requested()
-
-    def account_done(self) -> None:
-        self.base_bytes = self.reporter.item.bytes_done
-        self.base_files = self.reporter.item.files_done
-
-
 @dataclass
 class Target:
     snapshot: Snapshot
@@ -116,7 +88,7 @@ def run(item: QueueItem, reporter: queue.Reporter) -> dict[str, Any]:
     accounts = list(job.accounts.order_by("username"))
     if not accounts:
         raise RuntimeError("The job has no accounts.")
-    progress = _Progress(reporter)
+    progress = queue.EngineProgress(reporter)
     results: list[dict[str, Any]] = []
     with open_session(destination) as session:
         for account in accounts:
@@ -135,7 +107,7 @@ def run(item: QueueItem, reporter: queue.Reporter) -> dict[str, Any]:
                 reporter.log(f"Account {account.username}: failed: {message}")
                 results.append({"account": account.username, "status": "failed", "error": message})
                 continue
-            progress.account_done()
+            progress.stage_done()
             totals = manifest.totals
             results.append(
                 {
@@ -162,7 +134,7 @@ def run(item: QueueItem, reporter: queue.Reporter) -> dict[str, Any]:
 
 
 def back_up_account(
-    job: BackupJob, account: Account, session: FtpSession, progress: _Progress
+    job: BackupJob, account: Account, session: FtpSession, progress: queue.EngineProgress
 ) -> tuple[Snapshot, native.Manifest]:
     if job.include_home and not account.home:
         raise native.NativeError(f"account {account.username} has no home folder on this server")
@@ -265,7 +237,7 @@ def _forget_unfinished(unfinished: Any, session: FtpSession) -> None:
         snapshot.delete()
 
 
-def rotate(job: BackupJob, account: Account, session: FtpSession, progress: _Progress) -> None:
+def rotate(job: BackupJob, account: Account, session: FtpSession, progress: queue.EngineProgress) -> None:
     """Remove the oldest complete, unlocked backups of this job beyond its retention.
 
     Runs only after the new backup is complete; never touches locked backups, other jobs'

@@ -50,12 +50,12 @@ from destinations.models import Engine, Snapshot
 
 from . import queue
 from .models import Account, QueueItem
+from .queue import EngineProgress
 from .restore import (
     MAIL_FILES,
     MAX_MAIL_FILE,
     Outcome,
     Plan,
-    Progress,
     RestoreRefused,
     RestoreRequest,
     box_lines,
@@ -124,7 +124,7 @@ def run_download(item: QueueItem, reporter: queue.Reporter) -> dict[str, Any]:
     name = f"{account.username}-{snapshot.created:%Y%m%d-%H%M%S}-{label}.tar.gz"
     partial = folder / f".{name}.part"
     outcome = Outcome(target=name)
-    progress = Progress(reporter)
+    progress = EngineProgress(reporter)
     reporter.log(f"Preparing {name} from {snapshot.path}")
     try:
         with TarGzWriter(partial) as tar, open_session(snapshot.destination) as session:
@@ -332,7 +332,7 @@ def _native(
     plan: Plan,
     session: Session,
     tar: TarGzWriter,
-    progress: Progress,
+    progress: EngineProgress,
     outcome: Outcome,
 ) -> None:
     manifest = manifest_of(snapshot, session)
@@ -380,7 +380,7 @@ def _native_files(
     plan: Plan,
     session: Session,
     tar: TarGzWriter,
-    progress: Progress,
+    progress: EngineProgress,
     outcome: Outcome,
     files: list[native.Entry],
     total: int,
@@ -417,7 +417,7 @@ def _native_databases(
     plan: Plan,
     session: Session,
     tar: TarGzWriter,
-    progress: Progress,
+    progress: EngineProgress,
     outcome: Outcome,
     done: int,
     total: int,
@@ -473,7 +473,7 @@ def _cpanel(
     plan: Plan,
     session: Session,
     tar: TarGzWriter,
-    progress: Progress,
+    progress: EngineProgress,
     outcome: Outcome,
     everything: bool,
 ) -> None:

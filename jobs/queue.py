@@ -280,3 +280,31 @@ def _describe(exc: BaseException) -> str:
     message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
     hint = getattr(exc, "hint", "")
     return f"{message} ({hint})" if hint else message
+
+
+class EngineProgress:
+    """Adapts a Reporter to the engines' ProgressSink. Counts continue across stages (the
+    accounts of a backup run, the steps of a restore), so one bar covers the whole item."""
+
+    def __init__(self, reporter: Reporter) -> None:
+        self.reporter = reporter
+        self.base_bytes = 0
+        self.base_files = 0
+
+    def progress(self, *, bytes_done: int, bytes_total: int, files_done: int, files_total: int) -> None:
+        self.reporter.update(
+            bytes_done=self.base_bytes + bytes_done,
+            bytes_total=self.base_bytes + bytes_total,
+            files_done=self.base_files + files_done,
+            files_total=self.base_files + files_total,
+        )
+
+    def log(self, message: str, *, level: str = "info") -> None:
+        self.reporter.log(message if level == "info" else f"{level}: {message}")
+
+    def abort_requested(self) -> bool:
+        return self.reporter.abort_requested()
+
+    def stage_done(self) -> None:
+        self.base_bytes = self.reporter.item.bytes_done
+        self.base_files = self.reporter.item.files_done

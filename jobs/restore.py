@@ -376,33 +376,6 @@ class Outcome:
         return result
 
 
-class Progress:
-    """Adapts the queue's Reporter to the engines' ProgressSink, with a base for later stages."""
-
-    def __init__(self, reporter: queue.Reporter) -> None:
-        self.reporter = reporter
-        self.base_bytes = 0
-        self.base_files = 0
-
-    def progress(self, *, bytes_done: int, bytes_total: int, files_done: int, files_total: int) -> None:
-        self.reporter.update(
-            bytes_done=self.base_bytes + bytes_done,
-            bytes_total=self.base_bytes + bytes_total,
-            files_done=self.base_files + files_done,
-            files_total=self.base_files + files_total,
-        )
-
-    def log(self, message: str, *, level: str = "info") -> None:
-        self.reporter.log(message if level == "info" else f"{level}: {message}")
-
-    def abort_requested(self) -> bool:
-        return self.reporter.abort_requested()
-
-    def stage_done(self) -> None:
-        self.base_bytes = self.reporter.item.bytes_done
-        self.base_files = self.reporter.item.files_done
-
-
 # --- the home folder ------------------------------------------------------------------------
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -578,7 +551,7 @@ DumpWriter = Callable[[Any], None]
 def restore_databases(
     account: Account,
     plan: Plan,
-    progress: Progress,
+    progress: queue.EngineProgress,
     outcome: Outcome,
     jobs: list[tuple[str, DumpWriter, str, str]],
 ) -> None:
@@ -590,7 +563,7 @@ def restore_databases(
 def restore_database_part(
     account: Account,
     plan: Plan,
-    progress: Progress,
+    progress: queue.EngineProgress,
     outcome: Outcome,
     source: str,
     write_dump: DumpWriter,
@@ -703,7 +676,7 @@ def run(item: QueueItem, reporter: queue.Reporter) -> dict[str, Any]:
         f"Restoring {snapshot.path} into account {account.username} "
         f"({'over the current files' if plan.overwrite else 'into a new folder'})"
     )
-    progress = Progress(reporter)
+    progress = queue.EngineProgress(reporter)
     with _aborts(), open_session(snapshot.destination) as session:
         if snapshot.engine == Engine.NATIVE:
             from . import restore_native

@@ -32,13 +32,13 @@ from destinations.streams import prefetch
 
 from . import dbrestore
 from .models import Account
+from .queue import EngineProgress
 from .restore import (
     MAIL_FILES,
     MAX_MAIL_FILE,
     HomeTarget,
     Outcome,
     Plan,
-    Progress,
     RestoreRefused,
     merge_mail_file,
     part_label,
@@ -101,7 +101,7 @@ def read_capped(data: MemberData, size: int, limit: int) -> bytes | None:
 
 @contextlib.contextmanager
 def archive_stream(
-    session: Session, snapshot: Snapshot, progress: Progress | None
+    session: Session, snapshot: Snapshot, progress: EngineProgress | None
 ) -> Iterator[cpanel.IterStream]:
     """The archive's bytes (split pieces chained), downloaded once, ahead of the reader."""
     pieces = [str(p) for p in snapshot.meta.get("pieces") or [snapshot.path]]
@@ -123,7 +123,7 @@ def archive_stream(
                 close()  # stops the download thread
 
 
-def _counted(chunks: Iterator[bytes], progress: Progress | None, total: int) -> Iterator[bytes]:
+def _counted(chunks: Iterator[bytes], progress: EngineProgress | None, total: int) -> Iterator[bytes]:
     seen = 0
     for chunk in chunks:
         seen += len(chunk)
@@ -152,7 +152,12 @@ def gunzip(data: MemberData) -> Iterator[bytes]:
 
 
 def restore(
-    snapshot: Snapshot, account: Account, plan: Plan, session: Session, progress: Progress, outcome: Outcome
+    snapshot: Snapshot,
+    account: Account,
+    plan: Plan,
+    session: Session,
+    progress: EngineProgress,
+    outcome: Outcome,
 ) -> None:
     top = str(snapshot.meta.get("top", ""))
     with contextlib.ExitStack() as stack:
@@ -189,7 +194,7 @@ class _Restorer:
         self,
         account: Account,
         plan: Plan,
-        progress: Progress,
+        progress: EngineProgress,
         outcome: Outcome,
         target: HomeTarget | None,
         tree: SafeTree | None,

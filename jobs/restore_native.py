@@ -24,12 +24,12 @@ from destinations.ftp import RemoteStore
 from destinations.models import Snapshot
 
 from .models import Account
+from .queue import EngineProgress
 from .restore import (
     MAIL_FILES,
     HomeTarget,
     Outcome,
     Plan,
-    Progress,
     RestoreRefused,
     merge_mail_file,
     restore_databases,
@@ -48,7 +48,12 @@ def manifest_of(snapshot: Snapshot, session: Session) -> native.Manifest:
 
 
 def restore(
-    snapshot: Snapshot, account: Account, plan: Plan, session: Session, progress: Progress, outcome: Outcome
+    snapshot: Snapshot,
+    account: Account,
+    plan: Plan,
+    session: Session,
+    progress: EngineProgress,
+    outcome: Outcome,
 ) -> None:
     manifest = manifest_of(snapshot, session)
     if manifest.account != account.username:
@@ -96,7 +101,7 @@ def restore(
 
 
 def _dump_writer(
-    session: Session, path: str, manifest: native.Manifest, database: str, progress: Progress, size: int
+    session: Session, path: str, manifest: native.Manifest, database: str, progress: EngineProgress, size: int
 ) -> Any:
     def write(out: Any) -> None:
         progress.stage_done()
@@ -108,7 +113,7 @@ def _dump_writer(
 class _Counted:
     """Passes a dump on to the loader, reporting its bytes as progress."""
 
-    def __init__(self, out: Any, progress: Progress, total: int) -> None:
+    def __init__(self, out: Any, progress: EngineProgress, total: int) -> None:
         self.out = out
         self.progress = progress
         self.total = total

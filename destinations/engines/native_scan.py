@@ -10,6 +10,7 @@ import errno
 import fnmatch
 import os
 import stat
+import sys
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from pathlib import Path
 from .native_common import display_path
 from .native_manifest import Entry, Part
 
+_FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # O_NONBLOCK: a file swapped for a FIFO after the scan must not block the open.
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
@@ -52,7 +54,9 @@ class SourceTree:
 
     def mailboxes(self) -> list[Part]:
         """`email_accounts` parts: cPanel Maildirs at mail/<domain>/<box>/ (with cur/ or new/)."""
-        dirs = {entry.path for entry in self.entries if entry.type == "d"}
+        # Only entries under mail/ matter; on a big home most are not.
+        mail = [entry for entry in self.entries if entry.path.startswith(b"mail/")]
+        dirs = {entry.path for entry in mail if entry.type == "d"}
         boxes: dict[bytes, int] = {}
         for path in dirs:
             parts = path.split(b"/")
@@ -64,7 +68,7 @@ class SourceTree:
                 and (path + b"/cur" in dirs or path + b"/new" in dirs)
             ):
                 boxes[path + b"/"] = 0
-        for entry in self.entries:
+        for entry in mail if boxes else ():
             if entry.type != "f":
                 continue
             prefix = b"/".join(entry.path.split(b"/", 3)[:3]) + b"/"
@@ -132,10 +136,11 @@ def scan_source(home: Path, excludes: Sequence[str] = ()) -> SourceTree:
 def _walk(dir_fd: int, prefix: bytes, tree: SourceTree, patterns: Sequence[bytes]) -> None:
     try:
         with os.scandir(dir_fd) as listing:
-            names = sorted(os.fsencode(item.name) for item in listing)
+            names = sorted([item.name.encode(_FS_ENCODING, _FS_ERRORS) for item in listing])  # os.fsencode
     except OSError as exc:
         tree.skipped.append(Skipped(prefix.rstrip(b"/") or b".", f"cannot list folder: {exc.strerror}"))
         return
+    entries = tree.entries
     for name in names:
         rel = prefix + name
         try:
@@ -151,7 +156,7 @@ def _walk(dir_fd: int, prefix: bytes, tree: SourceTree, patterns: Sequence[bytes
             tree.excluded += 1
             continue
         if stat.S_ISREG(mode):
-            tree.entries.append(Entry(rel, "f", stat.S_IMODE(mode), st.st_mtime_ns, size=st.st_size))
+            entries.append(Entry(rel, "f", mode & 0o7777, st.st_mtime_ns, st.st_size))
         elif stat.S_ISLNK(mode):
             try:
                 target = os.readlink(name, dir_fd=dir_fd)
