@@ -1,5 +1,6 @@
 from typing import Any
 
+from django.db.models import ProtectedError
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import permissions, serializers, status, viewsets
@@ -80,6 +81,19 @@ class DestinationViewSet(viewsets.ModelViewSet):
     queryset = Destination.objects.all()
     serializer_class = DestinationSerializer
     permission_classes = [IsStaff]
+
+    def perform_destroy(self, instance: Destination) -> None:
+        try:
+            instance.delete()
+        except ProtectedError:
+            jobs = ", ".join(job.name for job in instance.jobs.all())
+            raise serializers.ValidationError(
+                {
+                    "non_field_errors": [
+                        f"Backup jobs still write to this destination: {jobs}. Delete or move them first."
+                    ]
+                }
+            ) from None
 
     @extend_schema(
         request=None,

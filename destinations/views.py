@@ -1,4 +1,5 @@
 from django.contrib import messages
+from django.db.models import ProtectedError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -86,7 +87,14 @@ def destination_delete(request: HttpRequest, pk: int) -> HttpResponse:
     destination = get_object_or_404(Destination, pk=pk)
     if request.method == "POST":
         name = destination.name
-        destination.delete()
+        try:
+            destination.delete()
+        except ProtectedError:
+            jobs = ", ".join(job.name for job in destination.jobs.all())
+            messages.error(
+                request, f"Backup jobs still write to “{name}”: {jobs}. Delete or move them first."
+            )
+            return redirect("destinations:edit", pk=pk)
         messages.success(request, f"Destination “{name}” deleted. Its files on the server were not touched.")
         return redirect("destinations:list")
     return render(request, "destinations/delete.html", {"destination": destination})

@@ -299,3 +299,16 @@ def test_openapi_schema_is_served(api):
     response = api.get("/api/v1/schema/", HTTP_ACCEPT="application/json")
     assert response.status_code == 200
     assert b"/api/v1/destinations/{id}/validate/" in response.content
+
+
+def test_a_destination_with_jobs_is_not_deleted(api, admin_client, destination, account):
+    job = BackupJob.objects.create(name="nightly", destination=destination)
+    job.accounts.add(account)
+    response = api.delete(f"/api/v1/destinations/{destination.pk}/")
+    assert response.status_code == 400
+    assert "nightly" in str(response.json())
+    page = admin_client.post(reverse("destinations:delete", args=[destination.pk]), follow=True)
+    assert "Delete or move them first" in page.content.decode()
+    assert Destination.objects.filter(pk=destination.pk).exists()
+    job.delete()
+    assert api.delete(f"/api/v1/destinations/{destination.pk}/").status_code == 204
