@@ -18,15 +18,15 @@ from destinations.ftp import RemoteStore
 MiB = 1024 * 1024
 BLOCK_SIZE = MiB  # local and FTP I/O block
 CHUNK_SIZE = 8 * MiB  # files above this are split into chunks of this raw size
-# A pack is closed before it would grow past PACK_SIZE. Packs are assembled in memory; up to
-# MAX_PARALLEL_UPLOADS of them upload while the next one fills, so pack buffers take
-# (MAX_PARALLEL_UPLOADS + 1) * PACK_SIZE = 48 MiB. 32 MiB packs measured no faster on 1 GB
-# and pushed the worker's peak memory over 200 MB.
+# A pack is closed before it would grow past PACK_SIZE. Packs are assembled in memory (as lists
+# of their chunks' buffers); packs filling and uploading are at most MAX_PARALLEL_UPLOADS + 1,
+# so they take at most 48 MiB. 32 MiB packs measured no faster on 1 GB and pushed the
+# worker's peak memory over 200 MB.
 PACK_SIZE = 16 * MiB
 MAX_PARALLEL_UPLOADS = 2
 ZSTD_LEVEL = 3  # database dumps: one long stream
 # Home files are compressed chunk by chunk, each chunk its own frame. Measured on the 1 GB
-# benchmark home (bench/README.md): on inputs up to 1 MiB level 1 costs ~30 % less CPU than
+# benchmark home (bench/README.md): on inputs up to 1 MiB level 1 costs ~25 % less CPU than
 # level 3 for ~4.5 % more bytes; on 8 MiB chunks level 2 is as fast as level 1 and within 2 %
 # of level 3's size. Compression is the biggest CPU cost of a backup.
 SMALL_ZSTD_LEVEL = 1  # chunks up to 1 MiB (small files, tails of big ones)
