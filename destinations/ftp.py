@@ -346,10 +346,19 @@ def _parse_list_time(month: str, day: str, when: str, now: datetime) -> datetime
 
 
 def _parse_mlsx_time(value: str | None) -> datetime | None:
-    if not value:
+    # By hand rather than strptime, which costs more than the rest of a listing line.
+    if not value or len(value) < 14 or not value[:14].isdigit():
         return None
     try:
-        stamp = datetime.strptime(value[:14], "%Y%m%d%H%M%S").replace(tzinfo=UTC)
+        stamp = datetime(
+            int(value[0:4]),
+            int(value[4:6]),
+            int(value[6:8]),
+            int(value[8:10]),
+            int(value[10:12]),
+            int(value[12:14]),
+            tzinfo=UTC,
+        )
     except ValueError:
         return None
     if len(value) > 15 and value[14] == "." and value[15:].isdigit():
@@ -365,6 +374,9 @@ def _parse_facts(line: str) -> tuple[str, dict[str, str]]:
         if sep:
             facts[key.strip().lower()] = value
     return name, facts
+
+
+_OCTAL_MODE = re.compile(r"[0-7]{1,6}")
 
 
 def _entry_from_facts(name: str, facts: dict[str, str]) -> RemoteEntry | None:
@@ -387,7 +399,7 @@ def _entry_from_facts(name: str, facts: dict[str, str]) -> RemoteEntry | None:
         type=entry_type,
         size=int(size) if size.isdigit() else None,
         mtime=_parse_mlsx_time(facts.get("modify")),
-        mode=int(mode, 8) & 0o7777 if re.fullmatch(r"[0-7]{1,6}", mode) else None,
+        mode=int(mode, 8) & 0o7777 if _OCTAL_MODE.fullmatch(mode) else None,
     )
 
 

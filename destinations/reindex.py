@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import posixpath
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import chain
@@ -23,7 +24,7 @@ from . import catalog, listing
 from .engines import cpanel, native
 from .engines.native_common import ACCOUNT_RE, BACKUP_ID_RE, LOCK_FILE, MANIFEST_RE
 from .engines.tarsafe import IterStream
-from .ftp import FtpError, FtpSession, PermanentError, RemoteStore
+from .ftp import FtpError, FtpSession, PermanentError, RemoteEntry, RemoteStore
 from .models import Destination, Engine, Snapshot
 from .sessions import open_session
 from .streams import prefetch
@@ -37,6 +38,9 @@ State = Snapshot.State
 
 # How deep a cPanel destination is walked: <dir>/weekly/2025-07-06/accounts/bob.tar.gz is 4.
 MAX_DEPTH = 5
+# A level of the walk with this many folders is listed over several connections at once.
+PARALLEL_LISTING_FROM = 8
+MAX_PARALLEL_LISTINGS = 4
 # Flags that make an archive unreadable as a whole (the rest only mark members).
 _BROKEN = {"truncated", "not_tar", "too_large", "too_many_members", "absurd_size", "unreadable"}
 
@@ -251,17 +255,37 @@ def _uuid(value: str) -> Any:
 # --- cPanel ---------------------------------------------------------------------------------
 
 
-def walk_files(conn: RemoteStore, max_depth: int = MAX_DEPTH) -> Iterator[tuple[str, int, datetime | None]]:
-    """Every file under the destination directory, at most `max_depth` folders down."""
-    stack: list[tuple[str, int]] = [("", 0)]
-    while stack:
-        folder, depth = stack.pop()
-        for entry in conn.listdir(folder):
-            path = posixpath.join(folder, entry.name) if folder else entry.name
-            if entry.type == "file":
-                yield path, entry.size or 0, entry.mtime
-            elif entry.type == "dir" and depth < max_depth:
-                stack.append((path, depth + 1))
+def walk_files(session: FtpSession, max_depth: int = MAX_DEPTH) -> list[tuple[str, int, datetime | None]]:
+    """Every file under the destination directory, at most `max_depth` folders down.
+
+    Folder by folder, level by level; a level of many folders is listed over several of the
+    session's connections at once (a listing costs a round trip or more on a real network)."""
+    files: list[tuple[str, int, datetime | None]] = []
+    level, depth = [""], 0
+    limit = session.max_connections or MAX_PARALLEL_LISTINGS
+    lanes = max(1, min(limit, MAX_PARALLEL_LISTINGS))
+
+    def list_some(folders: list[str]) -> list[tuple[str, list[RemoteEntry]]]:
+        with session.connection() as conn:
+            return [(folder, conn.listdir(folder)) for folder in folders]
+
+    with ThreadPoolExecutor(lanes, thread_name_prefix="reindex-list") as pool:
+        while level:
+            if len(level) >= PARALLEL_LISTING_FROM and lanes > 1:
+                batches = [level[lane::lanes] for lane in range(lanes)]
+                listed = [pair for batch in pool.map(list_some, batches) for pair in batch]
+            else:
+                listed = list_some(level)
+            next_level = []
+            for folder, entries in listed:
+                for entry in entries:
+                    path = posixpath.join(folder, entry.name) if folder else entry.name
+                    if entry.type == "file":
+                        files.append((path, entry.size or 0, entry.mtime))
+                    elif entry.type == "dir" and depth < max_depth:
+                        next_level.append(path)
+            level, depth = next_level, depth + 1
+    return files
 
 
 def _remote_key(candidate: cpanel.Candidate) -> str:
@@ -270,10 +294,15 @@ def _remote_key(candidate: cpanel.Candidate) -> str:
 
 def reindex_cpanel(destination: Destination, session: FtpSession, reporter: Reporter) -> dict[str, Any]:
     summary = _summary()
-    with session.connection() as conn:
-        candidates = cpanel.discover(walk_files(conn))
+    candidates = cpanel.discover(walk_files(session))
     reporter.log(f"Found {len(candidates)} account archives")
-    known = {s.path: s for s in Snapshot.objects.filter(destination=destination, engine=Engine.CPANEL)}
+    # What deciding "unchanged" needs; an archive to read again is re-fetched whole.
+    known = {
+        s.path: s
+        for s in Snapshot.objects.filter(destination=destination, engine=Engine.CPANEL).only(
+            "pk", "destination_id", "path", "indexed", "remote_size", "remote_mtime", "remote_key", "flags", "state"
+        )
+    }
     to_read = []
     for candidate in candidates:
         snapshot = known.get(candidate.path)
@@ -295,7 +324,7 @@ def reindex_cpanel(destination: Destination, session: FtpSession, reporter: Repo
     for index, candidate in enumerate(to_read, start=1):
         reporter.check_abort()
         reporter.log(f"Reading {candidate.path} ({candidate.size} bytes)")
-        snapshot = known.get(candidate.path)
+        snapshot = Snapshot.objects.filter(pk=known[candidate.path].pk).first() if candidate.path in known else None
         try:
             with session.connection() as conn:
                 archive = _read_archive(conn, candidate, reporter, done_bytes)
