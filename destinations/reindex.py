@@ -300,7 +300,15 @@ def reindex_cpanel(destination: Destination, session: FtpSession, reporter: Repo
     known = {
         s.path: s
         for s in Snapshot.objects.filter(destination=destination, engine=Engine.CPANEL).only(
-            "pk", "destination_id", "path", "indexed", "remote_size", "remote_mtime", "remote_key", "flags", "state"
+            "pk",
+            "destination_id",
+            "path",
+            "indexed",
+            "remote_size",
+            "remote_mtime",
+            "remote_key",
+            "flags",
+            "state",
         )
     }
     to_read = []
@@ -324,7 +332,9 @@ def reindex_cpanel(destination: Destination, session: FtpSession, reporter: Repo
     for index, candidate in enumerate(to_read, start=1):
         reporter.check_abort()
         reporter.log(f"Reading {candidate.path} ({candidate.size} bytes)")
-        snapshot = Snapshot.objects.filter(pk=known[candidate.path].pk).first() if candidate.path in known else None
+        snapshot = (
+            Snapshot.objects.filter(pk=known[candidate.path].pk).first() if candidate.path in known else None
+        )
         try:
             with session.connection() as conn:
                 archive = _read_archive(conn, candidate, reporter, done_bytes)
