@@ -22,10 +22,10 @@ import hashlib
 import json
 import posixpath
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, overload
 
 import zstandard
 from django.utils import timezone
@@ -225,6 +225,103 @@ def _store_folders(given: dict[str, _Folder], implied: dict[str, list[str]]) -> 
     return digests[""]
 
 
+class CannotUpdate(Exception):
+    """`update` cannot derive the new listing from the old one: build it from all entries."""
+
+
+def update(root: str, changes: dict[str, Entry | None]) -> str:
+    """The listing `root` becomes when the entry at each path of `changes` is replaced or added
+    (an Entry) or removed (None); returns its root digest, as `build` of the whole new entry
+    list would.
+
+    Only the folders on the way to a change are loaded, patched and stored again; every other
+    folder keeps its blob. For listings of well-formed trees only, which the caller checks:
+    before and after the change, paths are unique and plain (no empty part, no leading or
+    trailing '/'), and every entry's folder is an entry of type "dir" (or the root), so that
+    no folder is only implied. Raises CannotUpdate (or KeyError for a missing blob) when the
+    old listing does not fit the changes.
+    """
+    if not root:
+        raise CannotUpdate("no listing to start from")
+    changed_in: dict[str, list[tuple[str, Entry | None]]] = {}
+    todo = {""}  # folders whose blob changes: those holding a change, and their ancestors
+    for path, entry in changes.items():
+        folder, _sep, name = path.rpartition("/")
+        changed_in.setdefault(folder, []).append((name, entry))
+        if entry is not None and entry.type == "dir":
+            todo.add(path)  # a folder that may be new (its blob is made even if empty)
+        while folder not in todo:
+            todo.add(folder)
+            folder = folder.rpartition("/")[0]
+    # Old blobs, top down, one query per depth: a folder's old digest is in its parent's row.
+    depth_of = {folder: folder.count("/") + 1 if folder else 0 for folder in todo}
+    levels: dict[int, list[str]] = {}
+    for folder, depth in depth_of.items():
+        levels.setdefault(depth, []).append(folder)
+    old_digest = {"": root}
+    old_rows: dict[str, list[list[Any]]] = {}
+    for depth in sorted(levels):
+        wanted = {old_digest[folder] for folder in levels[depth] if folder in old_digest}
+        blobs = _load_many(wanted)
+        for folder in levels[depth]:
+            digest = old_digest.get(folder)
+            if digest is None:
+                continue  # a folder the old listing does not have
+            rows = old_rows[folder] = blobs[digest]
+            prefix = f"{folder}/" if folder else ""
+            for row in rows:
+                if row[1] == "dir" and prefix + row[0] in todo:
+                    old_digest[prefix + row[0]] = row[6]
+    # New blobs, deepest first.
+    pending: dict[str, bytes] = {}
+    new_digest: dict[str, str] = {}
+    sizes: dict[str, int] = {}
+    for folder in sorted(todo, key=depth_of.__getitem__, reverse=True):
+        chosen = {row[0]: row for row in old_rows.get(folder, ())}
+        for name, entry in changed_in.get(folder, ()):
+            if entry is None:
+                chosen.pop(name, None)
+            else:
+                e = entry
+                chosen[name] = [name, e.type, e.size, e.mtime, e.mode, e.target, None, e.extra]
+        prefix = f"{folder}/" if folder else ""
+        total = 0
+        for name, row in chosen.items():
+            if row[1] == "dir":
+                child = new_digest.get(prefix + name)
+                if child is not None:
+                    row[6], row[2] = child, sizes[child]  # rows here are lists: loaded or made above
+                elif row[6] is None:
+                    raise CannotUpdate(f"folder {prefix + name!r} has no blob")
+            if row[1] in _SIZED:
+                total += row[2]
+        if folder in changes and changes[folder] is None and chosen:
+            raise CannotUpdate(f"removed folder {folder!r} still holds entries")
+        raw = _encode([chosen[name] for name in sorted(chosen)])
+        digest = hashlib.sha256(raw).hexdigest()
+        sizes[digest] = total
+        new_digest[folder] = digest
+        pending[digest] = raw
+    for start in range(0, len(pending), _BATCH):
+        _flush(dict(list(pending.items())[start : start + _BATCH]))
+    return new_digest[""]
+
+
+def _load_many(digests: set[str]) -> dict[str, list[list[Any]]]:
+    """The rows of several blobs; KeyError when one is missing."""
+    found: dict[str, list[list[Any]]] = {}
+    wanted = sorted(digests)
+    with _no_gc():
+        for start in range(0, len(wanted), _BATCH):
+            batch = wanted[start : start + _BATCH]
+            for digest, data in ListingBlob.objects.filter(digest__in=batch).values_list("digest", "data"):
+                found[digest] = json.loads(_decompressor.decompress(bytes(data)))
+    missing = digests - found.keys()
+    if missing:
+        raise KeyError(f"listing blob {min(missing)} is missing")
+    return found
+
+
 def _flush(pending: dict[str, bytes]) -> None:
     if not pending:
         return
@@ -317,6 +414,47 @@ def list_folder(root: str, path: str) -> list[Entry] | None:
     if digest is None:
         return None
     return _rows_to_entries(path, load(digest))
+
+
+class FolderPage(Sequence[Entry]):
+    """The entries of one folder in display order, made into Entry objects only when read.
+
+    Views paginate it: a page of a 100,000-entry folder builds the page's 50 Entries instead
+    of all 100,000 (which cost more than decoding the blob).
+    """
+
+    def __init__(self, folder: str, rows: list[list[Any]]) -> None:
+        self.folder = folder
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @overload
+    def __getitem__(self, index: int) -> Entry: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Entry]: ...
+
+    def __getitem__(self, index: int | slice) -> Entry | list[Entry]:
+        if isinstance(index, slice):
+            return _rows_to_entries(self.folder, self.rows[index])
+        return _row_to_entry(self.folder, self.rows[index])
+
+
+def list_folder_ordered(root: str, path: str, *, fold_case: bool = False) -> FolderPage | None:
+    """The folder at `path`, folders first, then by name (ignoring case when `fold_case`);
+    None when there is no such folder."""
+    path = normalise(path)
+    digest = folder_digest(root, path)
+    if digest is None:
+        return None
+    rows = load(digest)
+    if fold_case:
+        rows.sort(key=lambda row: (row[1] != "dir", row[0].lower()))
+    else:  # blobs hold their rows sorted by name: a stable split keeps that order
+        rows = [row for row in rows if row[1] == "dir"] + [row for row in rows if row[1] != "dir"]
+    return FolderPage(path, rows)
 
 
 def lookup(root: str, path: str) -> Entry | None:

@@ -168,7 +168,7 @@ def back_up_account(
             # manifest commits: it is still the oldest, so the next run finishes this slot.
             Snapshot.objects.filter(pk=snapshot.pk, state=State.UPDATING).update(state=State.COMPLETE)
         raise
-    catalog.record_native(snapshot, manifest)
+    catalog.record_native(snapshot, manifest, previous=target.previous)
     rotate(job, account, session, progress)
     return snapshot, manifest
 
@@ -209,8 +209,10 @@ def _new_snapshot(job: BackupJob, account: Account) -> Snapshot:
 
 
 def _update(slot: Snapshot, session: FtpSession) -> Target:
+    # The destination's manifest is the truth; the copy cached when the slot last committed
+    # stands in for it (no download) when its newest manifest has that generation and size.
     with session.connection() as conn:
-        previous = native.read_manifest(conn, slot.path)
+        previous = native.read_manifest(conn, slot.path, cached=catalog.cached_manifest(slot))
     Snapshot.objects.filter(pk=slot.pk).update(state=State.UPDATING)
     slot.state = State.UPDATING
     return Target(snapshot=slot, previous=previous)
@@ -221,7 +223,7 @@ def _resume(slot: Snapshot, session: FtpSession) -> Target:
     it anew when it never committed one."""
     with session.connection() as conn:
         try:
-            previous = native.read_manifest(conn, slot.path)
+            previous = native.read_manifest(conn, slot.path, cached=catalog.cached_manifest(slot))
         except native.ManifestMissing:
             previous = None
     Snapshot.objects.filter(pk=slot.pk).update(state=State.UPDATING if previous else State.WRITING)

@@ -401,3 +401,40 @@ def test_a_header_only_previous_from_list_backups_still_reuses_stored_files(
 
     assert second.totals["new_bytes"] == len(b"changed")
     assert second.totals["reused_files"] == 12
+
+
+def test_a_grown_file_keeps_its_stored_chunks_only_when_its_old_bytes_are_unchanged(
+    fake: Counting, tmp_path: Path
+) -> None:
+    """
+    GIVEN a committed slot with two files of five chunks and a bit
+    WHEN one grows by appending two chunks (a log, a mailbox), the other grows by two chunks
+         but also had a byte of its start changed, and the slot is pushed
+    THEN the appended file keeps its five whole stored chunks and stores only its tail; the
+         edited one is stored whole again; a restore equals the changed tree
+    """
+    rng = random.Random(5)
+    home = tmp_path / "home"
+    home.mkdir()
+    appended, edited = home / "mail.log", home / "edited.log"
+    appended.write_bytes(rng.randbytes(5 * CHUNK + 100))
+    edited.write_bytes(rng.randbytes(5 * CHUNK + 100))
+    backup_id = native.new_backup_id()
+    first = push(fake, home, backup_id, None)
+
+    with appended.open("ab") as out:
+        out.write(rng.randbytes(2 * CHUNK))
+    data = bytearray(edited.read_bytes())
+    data[10] ^= 0xFF
+    edited.write_bytes(bytes(data) + rng.randbytes(2 * CHUNK))
+    touch_later(appended)
+    touch_later(edited)
+    progress = Recorder()
+    second = push(fake, home, backup_id, first, progress=progress)
+
+    old, new = first.entry_map(), second.entry_map()
+    assert new[b"mail.log"].chunks[:5] == old[b"mail.log"].chunks[:5]
+    assert not set(new[b"edited.log"].chunks) & set(old[b"edited.log"].chunks)
+    assert second.totals["new_bytes"] == (100 + 2 * CHUNK) + (7 * CHUNK + 100)
+    assert f"{5 * CHUNK} bytes of grown files kept as stored" in progress.text()
+    assert restore(fake, second, tmp_path / "out") == tree_state(home)

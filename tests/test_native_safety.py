@@ -8,8 +8,9 @@ import os
 from pathlib import Path
 
 import pytest
+import zstandard
 
-from destinations.engines import native
+from destinations.engines import native, native_manifest
 from destinations.engines.localfs import SafeTree, UnsafePath
 from destinations.engines.native_manifest import Entry, decode_manifest, encode_manifest
 from tests.fakes import FakeSession, Recorder, tree_state
@@ -384,3 +385,33 @@ def test_materialise_gives_everything_to_the_requested_owner(fake: FakeSession, 
 
     owners = {(p.lstat().st_uid, p.lstat().st_gid) for p in out.rglob("*")}
     assert owners == {(4321, 4322)}
+
+
+def test_fast_and_strict_decoding_agree_and_a_bad_line_is_named(fake: FakeSession, tmp_path: Path) -> None:
+    """
+    GIVEN a committed manifest holding files, folders, a symlink and a name that is not UTF-8
+    WHEN it is decoded (the fast path for plain lines, the strict one for the rest), and again
+         after one file's digest is made invalid
+    THEN the entries equal those the strict line-by-line decoder gives, re-encoding gives the
+         same bytes, and the damaged manifest is refused naming its line
+    """
+    home = small_home(tmp_path)
+    (home / "public_html" / "link").symlink_to("index.html")
+    (home / os.fsdecode(b"caf\xe9.txt")).write_bytes(b"latin-1 name\n")
+    manifest = backup(fake, home)
+    data = encode_manifest(manifest)
+
+    decoded = decode_manifest(data)
+    text = zstandard.ZstdDecompressor().decompress(data)
+    body = text[text.index(b"\n") + 1 :]
+    packs = {pack.name: pack for pack in decoded.packs}
+
+    assert decoded.entries == manifest.entries
+    assert decoded.entries == native_manifest._decode_lines(body, packs)
+    assert {entry.type for entry in decoded.entries} == {"f", "d", "l"}
+    assert encode_manifest(decoded) == data
+
+    victim = next(n for n, e in enumerate(manifest.entries) if e.type == "f" and e.path.isascii())
+    manifest.entries[victim].sha256 = "G" * 64
+    with pytest.raises(native.ManifestCorrupt, match=f"line {victim + 2}: file sha256"):
+        decode_manifest(encode_manifest(manifest))

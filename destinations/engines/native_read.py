@@ -64,12 +64,17 @@ def read_manifest(
     *,
     keep_entries: bool = True,
     listing: Sequence[RemoteEntry] | None = None,
+    cached: Manifest | None = None,
 ) -> Manifest:
     """The backup's valid manifest: the highest generation that decodes and validates.
 
     Raises ManifestMissing when the folder holds none (or does not exist), ManifestCorrupt
     when none is valid. FTP errors propagate: a manifest that could not be *downloaded* is
     never mistaken for a damaged one (that would make a later run delete live data).
+
+    `cached`: a local copy of this backup's manifest (decoded, so validated). It is returned
+    instead of downloading when the folder's newest manifest is that generation with that
+    size; otherwise the destination's manifest is read, as without it.
     """
     account, backup_id = split_backup_path(backup_path)
     if listing is None:
@@ -84,6 +89,14 @@ def read_manifest(
     )
     if not generations:
         raise ManifestMissing(f"{backup_path} holds no manifest: the backup was never completed")
+    newest_generation, _name, newest_size = generations[-1]
+    if (
+        cached is not None
+        and (cached.account, cached.backup_id) == (account, backup_id)
+        and cached.stored_size > 0
+        and (cached.generation, cached.stored_size) == (newest_generation, newest_size)
+    ):
+        return cached
     problems = []
     for generation, name, listed_size in reversed(generations):
         data = _download_all(store, f"{backup_path}/{name}")

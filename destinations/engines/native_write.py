@@ -638,10 +638,14 @@ class _Run:
         self.read_skipped = 0
         self.changed_on_reread = 0
         self.new_bytes = 0
+        self.kept_prefix_bytes = 0  # of grown files, kept in their stored chunks
         self.dump_objects: list[str] = []
 
-    def pack_files(self, root: Path, jobs: list[_FileJob]) -> None:
-        """Read, hash, compress and pack `jobs` in order (see the module docstring)."""
+    def pack_files(
+        self, root: Path, jobs: list[_FileJob], reclaimed: set[str] | frozenset[str] = frozenset()
+    ) -> None:
+        """Read, hash, compress and pack `jobs` in order (see the module docstring). Chunks in
+        `reclaimed` packs are never kept."""
         workers = max(1, min(4, os.cpu_count() or 2))
         pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="pack-encode")
         inflight: collections.deque[_InFlight] = collections.deque()
@@ -693,7 +697,7 @@ class _Run:
 
         def read_big(job: _FileJob, fd: int, before: os.stat_result) -> None:
             """Read here in chunks; workers hash them in order and compress them in parallel."""
-            digest = hashlib.sha256()
+            digest = self._kept_prefix(job, fd, before, reclaimed) or hashlib.sha256()
             hashed: threading.Event | None = None
             prefix = b""
             while True:
@@ -764,6 +768,55 @@ class _Run:
             reader.close()
             for source in readers.values():
                 source.close()
+
+    def _kept_prefix(
+        self, job: _FileJob, fd: int, before: os.stat_result, reclaimed: set[str] | frozenset[str]
+    ) -> Any:
+        """A file that grew by appending (a log, a mailbox) keeps the stored chunks of its old
+        content: when the first `previous.size` bytes hash to the stored version's sha256, they
+        are that version, so its whole chunks are still this file's first chunks. Returns the
+        sha256 of the kept chunks' bytes, with fd at their end and the job holding them, or None
+        (fd back at 0). Costs one read and hash of the old size; compressing is ~8x dearer.
+        """
+        previous = job.previous
+        if previous is None or job.reclaim or before.st_size <= previous.size:
+            return None
+        kept: list[ChunkRef] = []
+        for chunk in previous.chunks:
+            if chunk.length != self.chunk_size or chunk.pack in reclaimed:
+                break
+            kept.append(chunk)
+        kept_bytes = len(kept) * self.chunk_size
+        if not kept or kept_bytes > previous.size:
+            return None
+        digest = hashlib.sha256()
+        kept_digest = None
+        if self._hash_read(fd, digest, kept_bytes):
+            kept_digest = digest.copy()
+            if (
+                not self._hash_read(fd, digest, previous.size - kept_bytes)
+                or digest.hexdigest() != previous.sha256
+            ):
+                kept_digest = None
+        if kept_digest is None:
+            os.lseek(fd, 0, os.SEEK_SET)
+            return None
+        os.lseek(fd, kept_bytes, os.SEEK_SET)
+        job.chunks.extend(kept)
+        job.size = kept_bytes
+        self.reporter.bytes_done += kept_bytes
+        self.kept_prefix_bytes += kept_bytes
+        return kept_digest
+
+    def _hash_read(self, fd: int, digest: Any, count: int) -> bool:
+        """Feed the next `count` bytes of fd to digest; False when the file ends before."""
+        while count > 0:
+            block = _read_chunk(fd, min(self.chunk_size, count))
+            if not block:
+                return False
+            digest.update(block)
+            count -= len(block)
+        return True
 
     def _check_changed(self, job: _FileJob, fd: int, before: os.stat_result) -> None:
         after = os.fstat(fd)
@@ -1119,24 +1172,37 @@ def write_backup(
 
     try:
         if tree is not None and plan.jobs:
-            run.pack_files(tree.root, plan.jobs)
+            run.pack_files(tree.root, plan.jobs, plan.reclaimed_packs)
         packs = run.packer.finish(run.reporter.tick)
         reporter.check_abort(force=True)
         dumps = [_write_dump(session, base, generation, db, run) for db in databases]
         reporter.check_abort(force=True)
 
         entries: list[Entry] = []
+        add = entries.append
+        reused, done = plan.reused, run.done
+        used_packs: set[str] = set()
+        files = dirs = links = home_bytes = stored = 0
         for entry in plan.entries:
-            if entry.type != "f":
-                entries.append(entry)
-            elif entry.path in plan.reused:
-                entries.append(plan.reused[entry.path])
-            elif entry.path in run.done:
-                entries.append(run.done[entry.path])
+            kind = entry.type
+            if kind == "f":
+                found = reused.get(entry.path) or done.get(entry.path)
+                if found is None:
+                    continue  # could not be read, and no earlier version
+                add(found)
+                files += 1
+                home_bytes += found.size
+                for chunk in found.chunks:
+                    used_packs.add(chunk.pack)
+                    stored += chunk.stored
+            else:
+                add(entry)
+                if kind == "d":
+                    dirs += 1
+                elif kind == "l":
+                    links += 1
         old_packs = {pack.name: pack for pack in current.packs} if current else {}
-        used = sorted({chunk.pack for entry in entries for chunk in entry.chunks})
-        pack_infos = [packs.get(name) or old_packs[name] for name in used]
-        home_bytes = sum(entry.size for entry in entries if entry.type == "f")
+        pack_infos = [packs.get(name) or old_packs[name] for name in sorted(used_packs)]
         parts: list[Part] = []
         if tree is not None:
             parts.append(Part("homedir", "", home_bytes))
@@ -1144,11 +1210,11 @@ def write_backup(
         if tree is not None:
             parts.extend(tree.mailboxes())
         totals = {
-            "files": sum(1 for entry in entries if entry.type == "f"),
-            "dirs": sum(1 for entry in entries if entry.type == "d"),
-            "links": sum(1 for entry in entries if entry.type == "l"),
+            "files": files,
+            "dirs": dirs,
+            "links": links,
             "bytes": home_bytes,
-            "stored": sum(chunk.stored for entry in entries for chunk in entry.chunks),
+            "stored": stored,
             "pack_bytes": sum(pack.size for pack in pack_infos),
             "packs": len(pack_infos),
             "new_bytes": run.new_bytes,
@@ -1178,8 +1244,10 @@ def write_backup(
             entries=entries,
             chunk_size=chunk_size,
         )
-        data = encode_manifest(manifest)
+        # Unchanged entries keep their line of the slot's manifest: only changes are encoded.
+        data = encode_manifest(manifest, previous=current)
         manifest.stored_size = len(data)
+        manifest.remember_encoded(data)
         reporter.check_abort(force=True)
         with borrow(session) as conn:
             commit_manifest(conn, base, data, manifest.name, mark_committing)
@@ -1194,6 +1262,7 @@ def write_backup(
     reporter.log(
         f"committed {base} generation {generation}: {totals['files']} files, {len(dumps)} databases, "
         f"{totals['uploaded']} bytes uploaded"
+        + (f"; {run.kept_prefix_bytes} bytes of grown files kept as stored" if run.kept_prefix_bytes else "")
     )
     # Only now is the old generation's garbage safe to delete.
     keep = manifest.referenced_objects()
