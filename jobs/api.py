@@ -1,3 +1,4 @@
+from collections.abc import Sequence
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -288,14 +289,14 @@ class SnapshotViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
             raise ValidationError({"path": ["The path must not contain '..' or NUL."]}) from None
         query = request.query_params.get("q", "").strip()
         if not snapshot.listing_root:
-            entries: list[Any] = []
+            entries: Sequence[Any] = []
         elif query:
             entries = listing.search(snapshot.listing_root, path, query, limit=1000)
         else:
-            found = listing.list_folder(snapshot.listing_root, path)
+            found = listing.list_folder_ordered(snapshot.listing_root, path)
             if found is None:
                 raise NotFound("No such folder in this backup.")
-            entries = sorted(found, key=lambda e: (e.type != "dir", e.name))
+            entries = found
         page = self.paginate_queryset(entries)
         return self.get_paginated_response([_entry_json(e) for e in page or []])
 

@@ -6,6 +6,7 @@ Every object comes through backupsite.access, so anything that is not the user's
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -104,15 +105,18 @@ def snapshot_files(request: HttpRequest, pk: int) -> HttpResponse:
     except ValueError:
         raise Http404 from None
     query = request.GET.get("q", "").strip()
+    entries: Sequence[listing.Entry]
     if query:
         entries = (
             listing.search(snapshot.listing_root, path, query, limit=500) if snapshot.listing_root else []
         )
+    elif not snapshot.listing_root:
+        entries = []
     else:
-        found = listing.list_folder(snapshot.listing_root, path) if snapshot.listing_root else []
+        found = listing.list_folder_ordered(snapshot.listing_root, path, fold_case=True)
         if found is None:
             raise Http404
-        entries = sorted(found, key=lambda e: (e.type != "dir", e.name.lower()))
+        entries = found
     page = Paginator(entries, PAGE_SIZE).get_page(request.GET.get("page"))
     crumbs = []
     walked = ""

@@ -152,3 +152,44 @@ def test_an_admin_sees_everything(admin_client, world):
     assert admin_client.get(f"/backups/{FOREIGN}/").status_code == 200
     assert admin_client.get(f"/accounts/{FOREIGN}/").status_code == 200
     assert admin_client.get(f"/queue/{FOREIGN}/").status_code == 200
+
+
+def test_a_big_folder_is_paged_folders_first_then_by_name(client, world):
+    """
+    GIVEN a backup whose folder holds 130 files and 3 sub-folders, names in mixed case
+    WHEN its owner pages through it in the API and on the files page
+    THEN the API lists folders first, then files, each by name, 50 a page, with the count;
+         the page lists them the same way ignoring case; a missing folder answers 404
+    """
+    from destinations import listing
+
+    names = [f"{'F' if n % 2 else 'f'}ile{n:03d}" for n in range(130)]
+    entries = [listing.Entry(path=f"site/{name}", type="file", size=n) for n, name in enumerate(names)]
+    entries += [listing.Entry(path=f"site/{name}", type="dir") for name in ("zeta", "Alpha", "beta")]
+    snapshot = world["my_snapshot"]
+    snapshot.listing_root = listing.build(reversed(entries))
+    snapshot.save()
+    client.force_login(world["alice"])
+
+    api = [client.get(f"/api/v1/snapshots/{snapshot.pk}/files/?path=site&page={n}").json() for n in (1, 2, 3)]
+    page = client.get(f"/backups/{snapshot.pk}/files/?path=site").content.decode()
+
+    assert api[0]["count"] == 133
+    listed = [row["name"] for answer in api for row in answer["results"]]
+    assert listed == ["Alpha", "beta", "zeta", *sorted(names)]
+    assert [len(answer["results"]) for answer in api] == [50, 50, 33]
+    assert api[0]["results"][0] == {
+        "name": "Alpha",
+        "path": "site/Alpha",
+        "type": "dir",
+        "size": 0,
+        "mtime": None,
+    }
+    shown = [
+        name for name in ["Alpha", "beta", "zeta", *names] if f">{name}<" in page or f"> {name}<" in page
+    ]
+    assert page.index(">Alpha<") < page.index(">beta<") < page.index(">zeta<") < page.index("file000")
+    assert page.index("file000") < page.index("File001") < page.index("file002")
+    assert len(shown) == 100
+    assert client.get(f"/api/v1/snapshots/{snapshot.pk}/files/?path=nowhere").status_code == 404
+    assert client.get(f"/backups/{snapshot.pk}/files/?path=nowhere").status_code == 404
