@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
-import gc
 import json
 import json.scanner
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 import zstandard
 
+from ..gcpause import no_gc
 from .native_common import (
     ACCOUNT_RE,
     BACKUP_ID_RE,
@@ -454,20 +452,6 @@ def _decode_entry(obj: dict[str, Any], packs: dict[str, PackInfo]) -> Entry:
     return entry
 
 
-@contextlib.contextmanager
-def _no_gc() -> Iterator[None]:
-    """Pause the cyclic garbage collector while tens of thousands of entries are made: they hold
-    no cycles, but making them triggers full collections that walk every object of the worker
-    (Django's included) again and again."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def _same_entries(kept: tuple[Entry, ...], entries: list[Entry]) -> bool:
     return len(kept) == len(entries) and all(a is b for a, b in zip(kept, entries, strict=True))
 
@@ -621,7 +605,7 @@ def decode_manifest(
         if head.get("entries") != count:
             raise _Bad("the entry count does not match the header")
         packs = {pack.name: pack for pack in manifest.packs}
-        with _no_gc():
+        with no_gc():
             entries = _decode_entries_fast(body, count, packs)
             if entries is None:
                 entries = _decode_lines(body, packs)
