@@ -17,8 +17,9 @@ $BACKUPSITE_BENCH_DIR (default /tmp/backupsite-bench/index):
    the unchanged case interleaved with `lftp -c 'open ...; find'`. Target: <= 2 x the listing.
 3. listing: a synthetic home of ~1,000,000 entries (bench/listing_tree.py), 7 backups with ~1 %
    change between them built with `listing.build`: build time and peak memory, ListingBlob
-   rows against 7 x 1,000,000, and browsing one folder (list_folder, and the API view
-   GET /api/v1/snapshots/{id}/files/?path=...) in < 200 ms.
+   rows against 7 x 1,000,000, and browsing one page of a folder (list_folder_ordered and
+   its first 100 entries, the API view GET /api/v1/snapshots/{id}/files/?path=..., and the
+   files page GET /backups/{id}/files/?path=...) in < 200 ms.
 """
 
 from __future__ import annotations
@@ -293,7 +294,7 @@ class Bench:
         for row in browsed.extra["list_folder"].values():
             self.targets.append(
                 Target(
-                    f"list_folder {row['path'] or '(root)'} ({row['entries']:,} entries), median "
+                    f"list_folder_ordered + first 100 entries, {row['path'] or '(root)'} ({row['entries']:,} entries), median "
                     f"(first call {row['first_ms']:.0f} ms)",
                     row["median_ms"],
                     None,
@@ -317,6 +318,18 @@ class Bench:
                         below=True,
                     )
                 )
+                page = api.get(f"{label}-page")
+                if page:
+                    self.targets.append(
+                        Target(
+                            f"GET /backups/{{id}}/files/?path={folder['path']} (HTTP {page['status']}), median",
+                            page["median_ms"],
+                            None,
+                            200,
+                            unit="ms",
+                            below=True,
+                        )
+                    )
         else:
             log("  the API view /api/v1/snapshots/{id}/files/ is not there: not timed")
 

