@@ -6,6 +6,7 @@ The first tests run against a real pure-ftpd; failures are staged precisely with
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from typing import BinaryIO
 
 import pytest
 
-from destinations.engines import native
+from destinations.engines import native, native_manifest
 from destinations.ftp import FtpSession, TransientError
 from tests.fakes import Counting, FakeSession, Faults, LocalStore, Recorder, SqlDump, tree_state
 from tests.ftp_servers import PureFtpd
@@ -438,3 +439,6 @@ def test_a_grown_file_keeps_its_stored_chunks_only_when_its_old_bytes_are_unchan
     assert second.totals["new_bytes"] == (100 + 2 * CHUNK) + (7 * CHUNK + 100)
     assert f"{5 * CHUNK} bytes of grown files kept as stored" in progress.text()
     assert restore(fake, second, tmp_path / "out") == tree_state(home)
+    # The committed manifest re-emitted the kept entries' lines: the same bytes as encoding anew.
+    committed = (fake.inner.root / second.path / second.name).read_bytes()
+    assert committed == native_manifest.encode_manifest(dataclasses.replace(second))
