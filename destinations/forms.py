@@ -20,24 +20,7 @@ class DestinationForm(forms.ModelForm):
 
     class Meta:
         model = Destination
-        fields = [
-            "name",
-            "engine",
-            "directory",
-            "reindex_schedule",
-            "read_only",
-            "disabled",
-            "host",
-            "port",
-            "username",
-            "password",
-            "timeout",
-            "retries",
-            "concurrency",
-            "ssl",
-            "passive",
-            "tls_fingerprint",
-        ]
+        fields = list(Destination.SETTINGS)  # the page lays them out in its own order
         widgets = {
             "engine": forms.RadioSelect,
             "tls_fingerprint": forms.TextInput(attrs={"class": "font-monospace", "spellcheck": "false"}),

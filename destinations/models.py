@@ -1,3 +1,5 @@
+import contextlib
+
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -157,10 +159,8 @@ class Destination(models.Model):
 
     def clean(self) -> None:
         errors: dict[str, str] = {}
-        try:
+        with contextlib.suppress(ValidationError):  # the field's validator reports it, once
             self.directory = normalise_directory(self.directory)
-        except ValidationError as exc:
-            errors["directory"] = exc.messages[0]
         self.host = self.host.strip()
         if self.host.startswith("[") and self.host.endswith("]"):
             self.host = self.host[1:-1]

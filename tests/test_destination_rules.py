@@ -82,6 +82,7 @@ def test_form_refuses_invalid_field_and_saves_nothing(admin_client, field, value
 
 
 def assert_message(expected, messages):
+    assert len(set(messages)) == len(messages), f"an error said twice: {messages}"
     text = " ".join(messages).lower()
     assert any(alternative.lower() in text for alternative in expected.split("|")), messages
 
