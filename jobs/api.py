@@ -366,9 +366,7 @@ class ClientSerializer(serializers.ModelSerializer):
 
     def to_representation(self, instance: Any) -> dict[str, Any]:
         data = super().to_representation(instance)
-        data["accounts"] = list(
-            Account.objects.filter(owner=instance).order_by("pk").values_list("pk", flat=True)
-        )
+        data["accounts"] = sorted(account.pk for account in instance.accounts.all())
         return data
 
     def create(self, validated_data: dict[str, Any]) -> Any:
@@ -398,4 +396,4 @@ class ClientViewSet(viewsets.ModelViewSet):
     def get_queryset(self):  # type: ignore[no-untyped-def]
         from .clients import clients
 
-        return clients()
+        return clients().prefetch_related("accounts")

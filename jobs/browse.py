@@ -26,15 +26,6 @@ from . import downloads, restore
 from .models import QueueItem
 
 PAGE_SIZE = 100
-CONFIG_KINDS = {
-    "cron",
-    "dns_zones",
-    "ssl",
-    "ftp_accounts",
-    "domains",
-    "forwarders_filters",
-    "account_settings",
-}
 PART_LABELS = {
     "homedir": "Home directory",
     "databases": "Database",
@@ -84,7 +75,7 @@ def _parts(snapshot: Snapshot) -> list[dict[str, Any]]:
                 **part,
                 "label": PART_LABELS.get(part["kind"], part["kind"]),
                 "value": f"{part['kind']}:{part.get('name', '')}",
-                "config": part["kind"] in CONFIG_KINDS,
+                "config": part["kind"] in restore.CONFIG_KINDS,
             }
         )
     return rows
