@@ -156,6 +156,11 @@ class RemoteEntry:
 
 
 class UploadStream(Protocol):
+    """What `open_upload` yields. After the block ends, `stored` is the size the server reports
+    for the file (None when it cannot say)."""
+
+    stored: int | None
+
     def write(self, data: bytes) -> None: ...
 
 
@@ -166,7 +171,7 @@ class RemoteStore(Protocol):
     def stat(self, path: str) -> RemoteEntry | None: ...
     def size(self, path: str) -> int | None: ...
     def makedirs(self, path: str) -> None: ...
-    def upload_file(self, path: str, source: BinaryIO) -> int: ...
+    def upload_file(self, path: str, source: BinaryIO) -> int | None: ...
     def open_upload(self, path: str) -> contextlib.AbstractContextManager[UploadStream]: ...
     def download(self, path: str, *, offset: int = 0, length: int | None = None) -> Iterator[bytes]: ...
     def rename(self, src: str, dst: str) -> None: ...
@@ -493,7 +498,7 @@ class _DataChannel:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    async def write(self, data: bytes) -> None:
+    async def write(self, data: bytes | bytearray) -> None:
         assert self.writer is not None
         self.writer.write(data)
         # A 1 MiB block can take longer than the timeout on a slow link: what times out is a
@@ -1212,6 +1217,7 @@ class _UploadWriter:
         self._what = what
         self._buffer = bytearray()
         self.bytes_written = 0
+        self.stored: int | None = None
 
     def write(self, data: bytes) -> None:
         self._buffer += data
@@ -1221,7 +1227,7 @@ class _UploadWriter:
 
     def flush(self) -> None:
         if self._buffer:
-            block, self._buffer = bytes(self._buffer), bytearray()
+            block, self._buffer = self._buffer, bytearray()  # handed over, not copied
             self._connection._run(self._control, self._channel.write(block), self._what)
 
 
@@ -1384,12 +1390,13 @@ class FtpConnection:
         remote = _join(self.root, relative)
         self._call(f"removing {remote}", lambda control: control.remove_tree(remote))
 
-    def upload_file(self, path: str, source: BinaryIO) -> int:
-        """Upload all of `source` (seekable, read from offset 0); returns the bytes stored.
+    def upload_file(self, path: str, source: BinaryIO) -> int | None:
+        """Upload all of `source` (seekable, read from offset 0); returns the size the server
+        reports for the stored file (None when the server cannot say).
 
         A dropped connection or transient failure is retried: the upload resumes where the
         server's copy ends when that copy is provably this upload's (else it starts over), and
-        the server's final size must equal the local size.
+        the server's final size, when it reports one, must equal the local size.
         """
         remote = self._remote(path)
         what = f"uploading {remote}"
@@ -1410,7 +1417,7 @@ class FtpConnection:
                     raise TransientError(
                         f"after uploading {remote} the server has {stored} bytes, not {size}"
                     )
-                return size
+                return stored
             except FtpError as exc:
                 attempt += 1
                 if not self._may_retry(exc, attempt):
@@ -1460,6 +1467,7 @@ class FtpConnection:
             raise TransientError(
                 f"after uploading {remote} the server has {stored} bytes, not {writer.bytes_written}"
             )
+        writer.stored = stored
 
     def _abandon_upload(self, control: _Control, channel: _DataChannel, remote: str) -> None:
         channel.abort()

@@ -135,7 +135,9 @@ class LocalStore:
         self.faults.check("open_upload", path)
         target = self._path(path)
         with target.open("wb") as out:
-            yield _Writer(out, self.faults, path)
+            writer = _Writer(out, self.faults, path)
+            yield writer
+        writer.stored = target.stat().st_size
 
     def download(self, path: str, *, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
         self.faults.check("download", path)
@@ -188,6 +190,7 @@ class _Writer:
         self.out = out
         self.faults = faults
         self.path = path
+        self.stored: int | None = None
 
     def write(self, data: bytes) -> None:
         self.faults.check("write", self.path)

@@ -47,7 +47,6 @@ from destinations.ftp import (
 )
 
 from .native_common import (
-    BLOCK_SIZE,
     CHUNK_SIZE,
     CHUNK_ZSTD_LEVEL,
     DB_DIR,
@@ -355,8 +354,8 @@ def _retry_pause(attempt: int) -> None:
 
 
 def upload_verified(conn: RemoteStore, path: str, source: io.RawIOBase | io.BytesIO, size: int) -> None:
-    conn.upload_file(path, source)  # type: ignore[arg-type]
-    got = conn.size(path)
+    """Upload and insist that the server reports holding exactly `size` bytes."""
+    got = conn.upload_file(path, source)  # type: ignore[arg-type]
     if got != size:
         raise UploadNotVerified(f"{path}: the server holds {got} bytes, {size} were sent")
 
@@ -881,24 +880,21 @@ def _stream_dump(conn: RemoteStore, path: str, db: DumpSource, reporter: _Report
     compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True).compressobj()
     digest = hashlib.sha256()
     size = stored = 0
-    pending = bytearray()
-    with db.open() as source, conn.open_upload(path) as upload:
+    with db.open() as source, conn.open_upload(path) as upload:  # the upload buffers the writes
         for block in iter_blocks(source):
             digest.update(block)
             size += len(block)
-            pending += compressor.compress(block)
-            if len(pending) >= BLOCK_SIZE:
-                upload.write(bytes(pending))
-                stored += len(pending)
-                pending.clear()
+            out = compressor.compress(block)
+            upload.write(out)
+            stored += len(out)
             reporter.bytes_done += len(block)
             reporter.bytes_total = max(reporter.bytes_total, reporter.bytes_done)
             reporter.tick()
             reporter.check_abort()
-        pending += compressor.flush()
-        upload.write(bytes(pending))
-        stored += len(pending)
-    got = conn.size(path)
+        out = compressor.flush()
+        upload.write(out)
+        stored += len(out)
+    got = upload.stored
     if got != stored:
         raise UploadNotVerified(f"{path}: the server holds {got} bytes, {stored} were sent")
     return size, stored, digest.hexdigest()
