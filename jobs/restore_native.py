@@ -221,7 +221,7 @@ class PackReader:
                 raise native.ObjectCorrupt(f"{chunk.pack}: the pack is shorter than the manifest says")
             self._buffer += block
         start = chunk.offset - self._position
-        data = bytes(self._buffer[start : start + chunk.stored])
+        data = bytes(memoryview(self._buffer)[start : start + chunk.stored])  # one copy, not two
         del self._buffer[: start + chunk.stored]
         self._position = end
         return data

@@ -439,6 +439,6 @@ def test_a_grown_file_keeps_its_stored_chunks_only_when_its_old_bytes_are_unchan
     assert second.totals["new_bytes"] == (100 + 2 * CHUNK) + (7 * CHUNK + 100)
     assert f"{5 * CHUNK} bytes of grown files kept as stored" in progress.text()
     assert restore(fake, second, tmp_path / "out") == tree_state(home)
-    # The committed manifest re-emitted the kept entries' lines: the same bytes as encoding anew.
+    # The committed manifest is the same bytes as encoding it anew.
     committed = (fake.inner.root / second.path / second.name).read_bytes()
     assert committed == native_manifest.encode_manifest(dataclasses.replace(second))

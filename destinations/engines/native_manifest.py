@@ -137,8 +137,7 @@ class Manifest:
 
     # The exact object bytes of a manifest that was committed or read are kept beside its
     # fields (not as a field: a copy made with dataclasses.replace must not inherit them).
-    # Caching a manifest locally then writes them instead of encoding it again, and the next
-    # generation re-emits the lines of the entries it keeps unchanged.
+    # Caching a manifest locally then writes them instead of encoding it again.
 
     def remember_encoded(self, data: bytes) -> None:
         """`data` is this manifest's object, as committed or as read (entries included)."""
@@ -240,44 +239,10 @@ def _entry_line(entry: Entry) -> str:
     return _dumps(entry_to_json(entry))
 
 
-def _kept_lines(previous: Manifest | None) -> tuple[dict[int, int], tuple[Entry, ...], list[bytes]] | None:
-    """For re-emitting entries of `previous` unchanged: entry id -> line number, the entries
-    (kept alive, so the ids stay theirs) and the lines of its object."""
-    if previous is None:
-        return None
-    found = previous.__dict__.get("_encoded")
-    if found is None or previous.encoded() is None:
-        return None
-    data, _generation, entries = found
-    try:
-        text = zstandard.ZstdDecompressor().decompress(data, max_output_size=MAX_MANIFEST_BYTES)
-    except zstandard.ZstdError:
-        return None
-    lines = text.split(b"\n")
-    if len(lines) != len(entries) + 2:  # header, entries, the empty string after the last newline
-        return None
-    return {id(entry): number for number, entry in enumerate(entries, start=1)}, entries, lines
-
-
-def encode_manifest(manifest: Manifest, *, previous: Manifest | None = None) -> bytes:
-    """The manifest object: zstd of its JSON Lines.
-
-    Entries that are the very objects read from `previous` (a decoded or committed manifest,
-    see remember_encoded) keep their line of it: an incremental generation re-encodes only
-    what changed.
-    """
-    kept = _kept_lines(previous)
+def encode_manifest(manifest: Manifest) -> bytes:
+    """The manifest object: zstd of its JSON Lines."""
     parts = [_dumps(manifest.header()).encode("utf-8")]
-    if kept is None:
-        parts.extend(_entry_line(entry).encode("utf-8") for entry in manifest.entries)
-    else:
-        numbers, entries, lines = kept
-        for entry in manifest.entries:
-            number = numbers.get(id(entry))
-            if number is not None and entries[number - 1] is entry:
-                parts.append(lines[number])
-            else:
-                parts.append(_entry_line(entry).encode("utf-8"))
+    parts.extend(_entry_line(entry).encode("utf-8") for entry in manifest.entries)
     parts.append(b"")
     compressor = zstandard.ZstdCompressor(level=3, write_checksum=True, write_content_size=True)
     return compressor.compress(b"\n".join(parts))

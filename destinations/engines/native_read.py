@@ -171,7 +171,7 @@ def delete_backup(store: RemoteStore, backup_path: str, manifest: Manifest | Non
         return
     if manifest is None:
         try:
-            manifest = read_manifest(store, backup_path, keep_entries=False)
+            manifest = read_manifest(store, backup_path, keep_entries=False, listing=listing)
         except (ManifestMissing, ManifestCorrupt):
             manifest = None
     manifests = sorted(
@@ -473,7 +473,7 @@ def _fetch_run(
                 if buffer_start + len(buffer) < chunk_end:
                     break
                 begin = chunk.offset - buffer_start
-                restorer.piece(pieces[index], bytes(buffer[begin : begin + chunk.stored]))
+                restorer.piece(pieces[index], bytes(memoryview(buffer)[begin : begin + chunk.stored]))
                 index += 1
                 # Keep bytes a later (overlapping) piece may still need.
                 keep_from = chunk_end if index >= len(pieces) else min(chunk_end, pieces[index].chunk.offset)

@@ -41,7 +41,6 @@ from destinations.ftp import (
     ConnectFailed,
     FtpError,
     FtpTimeout,
-    PermanentError,
     RemoteStore,
     TransientError,
 )
@@ -1011,26 +1010,7 @@ def _slot_manifest(conn: RemoteStore, base: str, previous: Manifest) -> Manifest
     is that generation with that size and the copy holds every entry (the jobs layer has just
     read it from the destination); otherwise it is read again. Downloading and decoding the
     manifest of a 20,000-file home costs ~0.4 s, a good share of an incremental run."""
-    try:
-        listing = conn.listdir(base)
-    except PermanentError as exc:
-        raise ManifestMissing(f"{base}: no such backup folder ({exc})") from exc
-    newest = max(
-        (
-            (int(match.group(1)), entry.size)
-            for entry in listing
-            if entry.type == "file" and (match := MANIFEST_RE.match(entry.name))
-        ),
-        default=None,
-    )
-    if (
-        newest is not None
-        and newest == (previous.generation, previous.stored_size)
-        and previous.stored_size > 0
-        and _holds_all_entries(previous)
-    ):
-        return previous
-    return read_manifest(conn, base, listing=listing)
+    return read_manifest(conn, base, cached=previous if _holds_all_entries(previous) else None)
 
 
 def _prepare_slot(
@@ -1240,8 +1220,7 @@ def write_backup(
             entries=entries,
             chunk_size=chunk_size,
         )
-        # Unchanged entries keep their line of the slot's manifest: only changes are encoded.
-        data = encode_manifest(manifest, previous=current)
+        data = encode_manifest(manifest)
         manifest.stored_size = len(data)
         manifest.remember_encoded(data)
         reporter.check_abort(force=True)
