@@ -34,7 +34,6 @@ class DestinationForm(forms.ModelForm):
             self.fields["password"].widget.attrs["placeholder"] = "unchanged"
         self.fields["directory"].widget.attrs["placeholder"] = "backups"
         self.fields["reindex_schedule"].widget.attrs["placeholder"] = "30 5 * * *"
-        self.fields["name"].widget.attrs["maxlength"] = 40
         self.helper = FormHelper()
         self.helper.form_tag = False
         self.helper.layout = Layout(

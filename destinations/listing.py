@@ -285,8 +285,9 @@ def update(root: str, changes: dict[str, Entry | None]) -> str:
         sizes[digest] = total
         new_digest[folder] = digest
         pending[digest] = raw
-    for start in range(0, len(pending), _BATCH):
-        _flush(dict(list(pending.items())[start : start + _BATCH]))
+    items = list(pending.items())
+    for start in range(0, len(items), _BATCH):
+        _flush(dict(items[start : start + _BATCH]))
     return new_digest[""]
 
 

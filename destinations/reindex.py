@@ -41,8 +41,6 @@ MAX_DEPTH = 5
 # A level of the walk with this many folders is listed over several connections at once.
 PARALLEL_LISTING_FROM = 8
 MAX_PARALLEL_LISTINGS = 4
-# Flags that make an archive unreadable as a whole (the rest only mark members).
-_BROKEN = {"truncated", "not_tar", "too_large", "too_many_members", "absurd_size", "unreadable"}
 
 
 def queue_reindex(destination: Destination, *, requested_by: Any = None) -> QueueItem:
@@ -409,7 +407,7 @@ def record_cpanel(
     flags = set(archive.flags) | _incomplete(candidate)
     if archive.account is None:
         flags.add("no_account")
-    if not archive.complete or flags & _BROKEN:
+    if not archive.complete:  # a fatal flag: the archive is unreadable as a whole
         state = State.BROKEN
     elif candidate.incomplete:
         state = State.INCOMPLETE

@@ -56,7 +56,12 @@ def _status_context(destination: Destination) -> dict[str, object]:
         .order_by("-created")
         .first()
     )
-    snapshots = Snapshot.objects.filter(destination=destination).order_by("account_name", "-created")
+    snapshots = (
+        Snapshot.objects.filter(destination=destination)
+        .select_related("account__owner")
+        .defer("parts", "problems", "meta", "listing_root")  # big, and not shown
+        .order_by("account_name", "-created")
+    )
     return {"reindex_item": item, "snapshots": snapshots[:500], "snapshot_count": snapshots.count()}
 
 

@@ -29,6 +29,7 @@ Decisions:
 from __future__ import annotations
 
 import re
+import typing
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -85,19 +86,7 @@ PartKind = Literal[
     "domains",
     "account_settings",
 ]
-PART_KINDS: tuple[PartKind, ...] = (
-    "homedir",
-    "databases",
-    "db_users",
-    "email_accounts",
-    "forwarders_filters",
-    "cron",
-    "dns_zones",
-    "ssl",
-    "ftp_accounts",
-    "domains",
-    "account_settings",
-)
+PART_KINDS: tuple[PartKind, ...] = typing.get_args(PartKind)
 Layout = Literal[
     "daily",
     "weekly",
