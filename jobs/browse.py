@@ -14,6 +14,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.db.models import Count, Max
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -44,12 +45,15 @@ PART_LABELS = {
 @login_required
 def my_accounts(request: HttpRequest) -> HttpResponse:
     accounts = access.visible_accounts(request.user).order_by("username")
-    rows = []
-    for account in accounts:
-        backups = access.visible_snapshots(request.user).filter(account=account)
-        rows.append(
-            {"account": account, "count": backups.count(), "latest": backups.order_by("-created").first()}
-        )
+    totals = {
+        row["account"]: row
+        for row in access.visible_snapshots(request.user)
+        .values("account")
+        .annotate(count=Count("pk"), latest=Max("created"))
+        .order_by()
+    }
+    none = {"count": 0, "latest": None}
+    rows = [{**totals.get(account.pk, none), "account": account} for account in accounts]
     return render(request, "browse/accounts.html", {"rows": rows, "nav": "mine"})
 
 

@@ -132,6 +132,8 @@ def test_a_client_sees_only_their_own_things_in_lists(client, world):
             assert foreign not in body, f"{page} shows {foreign}"
         for setting in ("offsite", "192.0.2.10"):
             assert setting not in body, f"{page} shows destination settings"
+    newest = timezone.localtime(world["my_snapshot"].created).strftime("%Y-%m-%d %H:%M")
+    assert f"1 backup, the newest from {newest}" in client.get("/mine/").content.decode()
 
 
 def test_a_client_cannot_smuggle_a_foreign_id_through_a_body(client, world):
