@@ -60,7 +60,7 @@ def queue_reindex(destination: Destination, *, requested_by: Any = None) -> Queu
             QueueItem.Kind.REINDEX,
             title=f"reindex {destination.name}",
             destination=destination,
-            requested_by=requested_by if getattr(requested_by, "is_authenticated", False) else None,
+            requested_by=requested_by,
         )
 
 

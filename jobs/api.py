@@ -315,21 +315,15 @@ class SnapshotViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     def _queue(self, request: Request, *, download: bool) -> Response:
         from django.core.exceptions import ValidationError as DjangoValidationError
 
-        from . import downloads, restore
+        from . import restore
 
         snapshot = self.get_object()
         data = request.data if isinstance(request.data, dict) else {}
         try:
-            checked = restore.validate_request(snapshot, data, for_download=download)
+            item = restore.submit(snapshot, data, request.user, download=download)
         except DjangoValidationError as exc:
             detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
             raise ValidationError(detail) from None
-        except restore.RestoreRefused as exc:
-            raise ValidationError({"non_field_errors": [str(exc)]}) from None
-        if download:
-            item = downloads.queue_download(snapshot, checked, request.user)
-        else:
-            item = restore.queue_restore(snapshot, checked, request.user)
         return Response(QueueItemSerializer(item).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=None, responses={200: SnapshotSerializer})

@@ -40,7 +40,7 @@ def queue_run(job: BackupJob, *, requested_by: Any = None) -> QueueItem:
             title=job.name,
             job=job,
             destination=job.destination,
-            requested_by=requested_by if getattr(requested_by, "is_authenticated", False) else None,
+            requested_by=requested_by,
         )
 
 

@@ -187,15 +187,11 @@ def snapshot_download(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _queue(request: HttpRequest, snapshot: Snapshot, *, download: bool) -> HttpResponse:
     try:
-        checked = restore.validate_request(snapshot, _request_data(request), for_download=download)
-    except (ValidationError, restore.RestoreRefused) as exc:
+        item = restore.submit(snapshot, _request_data(request), request.user, download=download)
+    except ValidationError as exc:
         for message in _messages(exc):
             messages.error(request, message)
         return redirect(_safe_back(request, snapshot))
-    if download:
-        item = downloads.queue_download(snapshot, checked, request.user)
-    else:
-        item = restore.queue_restore(snapshot, checked, request.user)
     return redirect("jobs:queue-detail", pk=item.pk)
 
 

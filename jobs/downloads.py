@@ -37,7 +37,6 @@ from types import TracebackType
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -57,7 +56,6 @@ from .restore import (
     Outcome,
     Plan,
     RestoreRefused,
-    RestoreRequest,
     box_lines,
     build_plan,
     load_request,
@@ -76,20 +74,6 @@ from .restore_native import PackReader, manifest_of, read_entry
 GZIP_LEVEL = 3
 TOKEN_RE = re.compile(r"[0-9a-f]{32}")
 BLOCK = 1024 * 1024
-
-
-def queue_download(snapshot: Snapshot, request: RestoreRequest, user: Any) -> QueueItem:
-    """Queue the preparation of a download (validate the request first)."""
-    with transaction.atomic():
-        return queue.enqueue(
-            QueueItem.Kind.DOWNLOAD,
-            title=f"download {snapshot.account_name} from {snapshot.created:%Y-%m-%d %H:%M}",
-            account=snapshot.account,
-            snapshot=snapshot,
-            destination=snapshot.destination,
-            requested_by=user if getattr(user, "is_authenticated", False) else None,
-            params=request.to_params(),
-        )
 
 
 def download_url(item_id: int, token: str) -> str:

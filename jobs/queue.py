@@ -41,9 +41,12 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def enqueue(kind: str, *, dispatch: bool = True, **fields: Any) -> QueueItem:
-    """Create a pending item and send its task once the surrounding transaction commits."""
-    item = QueueItem.objects.create(kind=kind, **fields)
+def enqueue(kind: str, *, dispatch: bool = True, requested_by: Any = None, **fields: Any) -> QueueItem:
+    """Create a pending item and send its task once the surrounding transaction commits.
+    `requested_by`: the user who asked (anyone not logged in, e.g. beat, is stored as None)."""
+    if not getattr(requested_by, "is_authenticated", False):
+        requested_by = None
+    item = QueueItem.objects.create(kind=kind, requested_by=requested_by, **fields)
     if dispatch:
         transaction.on_commit(lambda: dispatch_item(item.pk, kind))
     return item

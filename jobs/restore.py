@@ -228,20 +228,31 @@ def _validate_paths(snapshot: Snapshot, raw: Any, error: Any) -> list[str]:
     return [p for p in chosen if not any(p.startswith(q + "/") for q in chosen if q != p)]
 
 
-def _requested_by(user: Any) -> Any:
-    return user if getattr(user, "is_authenticated", False) else None
-
-
 def queue_restore(snapshot: Snapshot, request: RestoreRequest, user: Any) -> QueueItem:
     """Queue a restore of `snapshot` into its own account (validate the request first)."""
+    return _enqueue(QueueItem.Kind.RESTORE, "restore", snapshot, request, user)
+
+
+def queue_download(snapshot: Snapshot, request: RestoreRequest, user: Any) -> QueueItem:
+    """Queue the preparation of a download (validate the request first)."""
+    return _enqueue(QueueItem.Kind.DOWNLOAD, "download", snapshot, request, user)
+
+
+def submit(snapshot: Snapshot, data: dict[str, Any], user: Any, *, download: bool) -> QueueItem:
+    """Check a restore or download request (raises ValidationError) and queue it."""
+    checked = validate_request(snapshot, data, for_download=download)
+    return (queue_download if download else queue_restore)(snapshot, checked, user)
+
+
+def _enqueue(kind: str, verb: str, snapshot: Snapshot, request: RestoreRequest, user: Any) -> QueueItem:
     with transaction.atomic():
         return queue.enqueue(
-            QueueItem.Kind.RESTORE,
-            title=f"restore {snapshot.account_name} from {snapshot.created:%Y-%m-%d %H:%M}",
+            kind,
+            title=f"{verb} {snapshot.account_name} from {snapshot.created:%Y-%m-%d %H:%M}",
             account=snapshot.account,
             snapshot=snapshot,
             destination=snapshot.destination,
-            requested_by=_requested_by(user),
+            requested_by=user,
             params=request.to_params(),
         )
 

@@ -44,5 +44,5 @@ def queue_deletion(snapshot: Snapshot, *, requested_by: object = None) -> object
             destination=snapshot.destination,
             snapshot=snapshot,
             account=snapshot.account,
-            requested_by=requested_by if getattr(requested_by, "is_authenticated", False) else None,
+            requested_by=requested_by,
         )

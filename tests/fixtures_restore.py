@@ -326,7 +326,7 @@ def run_restore(snapshot: Snapshot, data: dict[str, Any], user: Any = None) -> Q
 
 def run_download(snapshot: Snapshot, data: dict[str, Any], user: Any = None) -> QueueItem:
     request = restore.validate_request(snapshot, data, for_download=True)
-    return run_item(downloads.queue_download(snapshot, request, user))
+    return run_item(restore.queue_download(snapshot, request, user))
 
 
 def restored_folder(item: QueueItem) -> Path:

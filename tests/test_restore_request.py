@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 
 from destinations import listing
 from destinations.models import Destination, Engine, Snapshot
-from jobs import dbrestore, downloads, restore
+from jobs import dbrestore, restore
 from jobs.models import Account, QueueItem
 
 pytestmark = pytest.mark.django_db
@@ -187,7 +187,7 @@ def test_queueing_creates_an_item_for_the_backups_own_account_with_the_request(s
     request = restore.validate_request(snapshot, {"paths": ["public_html"], "target": "overwrite"})
 
     item = restore.queue_restore(snapshot, request, user)
-    download = downloads.queue_download(
+    download = restore.queue_download(
         snapshot,
         restore.validate_request(
             snapshot, {"parts": [{"kind": "dns_zones", "name": "bob.com"}]}, for_download=True
