@@ -987,6 +987,17 @@ class _Control(aioftp.Client):
 
     # -- operations
 
+    @contextlib.contextmanager
+    def _transfer(self, channel: _DataChannel) -> Iterator[None]:
+        """A transfer on `channel`. When it fails, the server may still send the transfer's
+        final reply: never read it as the answer to a later command; reconnect instead."""
+        try:
+            yield
+        except BaseException:
+            channel.abort()
+            self.broken = True
+            raise
+
     async def listing(self, remote: str) -> list[RemoteEntry]:
         channel = None
         if self._mlsd:
@@ -1001,15 +1012,9 @@ class _Control(aioftp.Client):
             # (pyftpdlib) take "LIST -a /dir" for a path named "-a /dir", but all accept it alone.
             await self.command("CWD " + remote, "2xx")
             channel = await self.open_data("LIST -a")
-        try:
+        with self._transfer(channel):
             data = await channel.read_all()
             final = await channel.finish()
-        except BaseException:
-            # The server may still send this transfer's final reply: never read it as the
-            # answer to a later command; reconnect instead.
-            channel.abort()
-            self.broken = True
-            raise
         if "truncat" in final.lower():  # pure-ftpd -L, for one: never infer "absent" from this
             logger.warning("the server truncated the listing of %s: %s", remote, final)
         return parse_listing(data, mlsd=self._mlsd, where=remote)
@@ -1101,6 +1106,9 @@ class _Control(aioftp.Client):
         if entry.type != "dir":
             await self.command("DELE " + remote, "2xx")
             return
+        await self._remove_dir(remote)
+
+    async def _remove_dir(self, remote: str) -> None:
         previous: list[str] = []
         while True:
             # Listings can be capped (pure-ftpd: 2,000 entries): list again until empty.
@@ -1112,7 +1120,7 @@ class _Control(aioftp.Client):
             for child in entries:
                 path = _join(remote, child.name)
                 if child.type == "dir":
-                    await self.remove_tree(path)
+                    await self._remove_dir(path)  # the listing said so: no lookup
                 else:
                     await self.command("DELE " + path, "2xx")
         await self.command("RMD " + remote, "2xx")
@@ -1126,24 +1134,18 @@ class _Control(aioftp.Client):
         else:
             channel = await self.open_data("STOR " + remote, offset=offset)
         progress.started = True
-        try:
+        with self._transfer(channel):
             source.seek(offset)
             while block := source.read(BLOCK_SIZE):
                 await channel.write(block)
                 progress.sent += len(block)
             await channel.finish()
-        except BaseException:
-            # The server may still send this transfer's final reply: never read it as the
-            # answer to a later command; reconnect instead.
-            channel.abort()
-            self.broken = True
-            raise
 
     async def read_range(self, remote: str, offset: int, length: int) -> bytes:
         channel = await self.open_data("RETR " + remote, offset=offset)
         chunks: list[bytes] = []
         got = 0
-        try:
+        with self._transfer(channel):
             while got < length:
                 chunk = await channel.read(min(BLOCK_SIZE, length - got))
                 if not chunk:
@@ -1152,12 +1154,6 @@ class _Control(aioftp.Client):
                 chunks.append(chunk)
                 got += len(chunk)
             await self.abort_transfer(channel)
-        except BaseException:
-            # The server may still send this transfer's final reply: never read it as the
-            # answer to a later command; reconnect instead.
-            channel.abort()
-            self.broken = True
-            raise
         return b"".join(chunks)
 
 

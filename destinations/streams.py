@@ -19,13 +19,7 @@ def prefetch(chunks: Iterable[bytes], depth: int = 8) -> Iterator[bytes]:
     def produce() -> None:
         try:
             for chunk in chunks:
-                while not stop.is_set():
-                    try:
-                        buffer.put(chunk, timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not _put(chunk):
                     break
         except BaseException as exc:
             _put(exc)
@@ -36,13 +30,15 @@ def prefetch(chunks: Iterable[bytes], depth: int = 8) -> Iterator[bytes]:
                 close()
         _put(_DONE)
 
-    def _put(item: object) -> None:
+    def _put(item: object) -> bool:
+        """Hand `item` to the consumer; False once the consumer has stopped."""
         while not stop.is_set():
             try:
                 buffer.put(item, timeout=0.2)
-                return
+                return True
             except queue.Full:
                 continue
+        return False
 
     thread = threading.Thread(target=produce, name="prefetch", daemon=True)
     thread.start()

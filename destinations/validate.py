@@ -91,11 +91,7 @@ def run(settings: FtpSettings, *, read_only: bool = False) -> Report:
         report.passed("Server", f"The server says it runs on: {conn.system or 'not told'}.")
         report.passed("Directory", f"The backup directory is {conn.root} on the server.")
         mode = "passive" if settings.passive else "active"
-        try:
-            _probe(report, conn, read_only=read_only, mode=mode)
-        except ftp.FtpError as exc:
-            if not any(not c.ok and not c.warning for c in report.checks):
-                report.failed("Data connection", exc)
+        _probe(report, conn, read_only=read_only, mode=mode)  # reports its own FTP errors
         _permissions(report, conn)
     return report
 
