@@ -50,6 +50,7 @@ from bench.common import (
     dataset_stats,
     django_env,
     ensure_dataset,
+    finish,
     fresh_panel_dir,
     log,
     machine_line,
@@ -57,7 +58,6 @@ from bench.common import (
     run_shell,
     run_worker,
     runs_of,
-    save_results,
     setup_django,
     sh,
     stat_map,
@@ -516,21 +516,16 @@ class Bench:
             print(self.inc_table())
         print()
         print(targets_table(self.targets))
-        failed = [target for target in self.targets if not target.passed]
-        path = save_results(
+        return finish(
             "backup",
             {
-                "machine": machine_line(),
                 "args": vars(args),
                 "stats": self.stats,
                 "runs": [vars(run) for run in self.runs],
                 "incremental": self.inc_rows,
-                "targets": [{**vars(t), "ratio": t.ratio, "passed": t.passed} for t in self.targets],
             },
+            self.targets,
         )
-        print(f"\nresults: {path}")
-        print("FAIL: " + "; ".join(t.name for t in failed) if failed else "all targets PASS")
-        return 1 if failed else 0
 
 
 def main() -> None:

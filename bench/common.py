@@ -533,6 +533,22 @@ def save_results(name: str, payload: dict[str, Any]) -> Path:
     return path
 
 
+def finish(name: str, payload: dict[str, Any], targets: list[Target]) -> int:
+    """Save the run with its targets, print where and the verdict; the exit code (1: a target failed)."""
+    path = save_results(
+        name,
+        {
+            "machine": machine_line(),
+            **payload,
+            "targets": [{**vars(t), "ratio": t.ratio, "passed": t.passed} for t in targets],
+        },
+    )
+    failed = [t for t in targets if not t.passed]
+    print(f"\nresults: {path}")
+    print("FAIL: " + "; ".join(t.name for t in failed) if failed else "all targets PASS")
+    return 1 if failed else 0
+
+
 # --- inside a measured process ---------------------------------------------------------------
 
 

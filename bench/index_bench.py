@@ -44,13 +44,13 @@ from bench.common import (
     Run,
     Target,
     django_env,
+    finish,
     fresh_panel_dir,
     log,
     machine_line,
     med_wall,
     run_shell,
     run_worker,
-    save_results,
     setup_django,
     targets_table,
     timing_table,
@@ -357,21 +357,16 @@ class Bench:
             print(timing_table(self.runs))
             print()
         print(targets_table(self.targets))
-        failed = [t for t in self.targets if not t.passed]
-        path = save_results(
+        return finish(
             "index",
             {
-                "machine": machine_line(),
                 "date": datetime.now(UTC).isoformat(),
                 "args": vars(args),
                 "runs": [vars(run) for run in self.runs],
                 "notes": self.notes,
-                "targets": [{**vars(t), "ratio": t.ratio, "passed": t.passed} for t in self.targets],
             },
+            self.targets,
         )
-        print(f"\nresults: {path}")
-        print("FAIL: " + "; ".join(t.name for t in failed) if failed else "all targets PASS")
-        return 1 if failed else 0
 
 
 def main() -> None:
