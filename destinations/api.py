@@ -86,14 +86,7 @@ class DestinationViewSet(viewsets.ModelViewSet):
         try:
             instance.delete()
         except ProtectedError:
-            jobs = ", ".join(job.name for job in instance.jobs.all())
-            raise serializers.ValidationError(
-                {
-                    "non_field_errors": [
-                        f"Backup jobs still write to this destination: {jobs}. Delete or move them first."
-                    ]
-                }
-            ) from None
+            raise serializers.ValidationError({"non_field_errors": [instance.in_use_message()]}) from None
 
     @extend_schema(
         request=None,

@@ -153,6 +153,11 @@ class Destination(models.Model):
     def has_password(self) -> bool:
         return bool(self.password_encrypted)
 
+    def in_use_message(self) -> str:
+        """Why the destination cannot be deleted while backup jobs write to it."""
+        jobs = ", ".join(job.name for job in self.jobs.all())
+        return f"Backup jobs still write to “{self.name}”: {jobs}. Delete or move them first."
+
     @property
     def username_is_root(self) -> bool:
         return self.username.strip().lower() == "root"

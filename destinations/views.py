@@ -95,10 +95,7 @@ def destination_delete(request: HttpRequest, pk: int) -> HttpResponse:
         try:
             destination.delete()
         except ProtectedError:
-            jobs = ", ".join(job.name for job in destination.jobs.all())
-            messages.error(
-                request, f"Backup jobs still write to “{name}”: {jobs}. Delete or move them first."
-            )
+            messages.error(request, destination.in_use_message())
             return redirect("destinations:edit", pk=pk)
         messages.success(request, f"Destination “{name}” deleted. Its files on the server were not touched.")
         return redirect("destinations:list")
