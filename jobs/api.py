@@ -133,20 +133,7 @@ class BackupJobSerializer(ModelCleanSerializer):
 
     class Meta:
         model = BackupJob
-        fields = [
-            "id",
-            "name",
-            "destination",
-            "accounts",
-            "type",
-            "retention",
-            "compression",
-            "include_home",
-            "include_databases",
-            "excludes",
-            "schedule",
-            "enabled",
-        ]
+        fields = ["id", *BackupJob.SETTINGS]
 
     def validate_accounts(self, value: list[Account]) -> list[Account]:
         if not value:

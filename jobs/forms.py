@@ -95,17 +95,8 @@ class BackupJobForm(forms.ModelForm):
     class Meta:
         model = BackupJob
         fields = [
-            "name",
-            "destination",
-            "accounts",
-            "type",
-            "retention",
-            "compression",
-            "include_home",
-            "include_databases",
-            "excludes",
-            "enabled",
-        ]
+            name for name in BackupJob.SETTINGS if name != "schedule"
+        ]  # built from the schedule_* fields
         widgets = {"accounts": forms.CheckboxSelectMultiple, "type": forms.RadioSelect}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

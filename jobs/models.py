@@ -55,6 +55,21 @@ class BackupJob(models.Model):
         FULL = "full", "Full"
         INCREMENTAL = "incremental", "Incremental"
 
+    # What an admin sets, in the order the API shows it.
+    SETTINGS = (
+        "name",
+        "destination",
+        "accounts",
+        "type",
+        "retention",
+        "compression",
+        "include_home",
+        "include_databases",
+        "excludes",
+        "schedule",
+        "enabled",
+    )
+
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     name = models.CharField(max_length=80, unique=True)
     destination = models.ForeignKey(Destination, on_delete=models.PROTECT, related_name="jobs")
