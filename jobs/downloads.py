@@ -50,30 +50,21 @@ from destinations.models import Engine, Snapshot
 from . import queue
 from .models import Account, QueueItem
 from .queue import EngineProgress
-from .restore import (
-    MAIL_FILES,
-    MAX_MAIL_FILE,
-    Outcome,
-    Plan,
-    RestoreRefused,
-    box_lines,
-    build_plan,
-    load_request,
-    open_session,
-    restore_target,
-)
+from .restore import MAX_MAIL_FILE, Outcome, Plan, aborts, box_lines, load_run, open_session
 from .restore_cpanel import (
+    DUMP_SUFFIXES,
     archive_stream,
     check_account,
+    copy_exact,
+    dump_db,
     mail_file_domain,
     member_selector,
     read_capped,
 )
-from .restore_native import PackReader, manifest_of, read_entry
+from .restore_native import PackReader, mail_file_entries, mailbox_folder, manifest_of, read_entry
 
 GZIP_LEVEL = 3
 TOKEN_RE = re.compile(r"[0-9a-f]{32}")
-BLOCK = 1024 * 1024
 
 
 def download_url(item_id: int, token: str) -> str:
@@ -93,14 +84,7 @@ def _ttl() -> timedelta:
 
 def run_download(item: QueueItem, reporter: queue.Reporter) -> dict[str, Any]:
     """The download task's body (jobs.tasks.run_download via restore.run_download)."""
-    snapshot = (
-        Snapshot.objects.select_related("destination", "account").filter(pk=item.snapshot_id or 0).first()
-    )
-    if snapshot is None:
-        raise RestoreRefused("The backup is no longer in the index.")
-    account = restore_target(item, snapshot)
-    request = load_request(snapshot, item.params, for_download=True)
-    plan = build_plan(snapshot, request, for_download=True)
+    snapshot, account, request, plan = load_run(item, for_download=True)
     token = secrets.token_hex(16)
     folder = _downloads_dir() / token
     folder.mkdir(parents=True, mode=0o700)
@@ -111,14 +95,11 @@ def run_download(item: QueueItem, reporter: queue.Reporter) -> dict[str, Any]:
     progress = EngineProgress(reporter)
     reporter.log(f"Preparing {name} from {snapshot.path}")
     try:
-        with TarGzWriter(partial) as tar, open_session(snapshot.destination) as session:
-            try:
-                if snapshot.engine == Engine.NATIVE:
-                    _native(snapshot, account, plan, session, tar, progress, outcome)
-                else:
-                    _cpanel(snapshot, account, plan, session, tar, progress, outcome, request.everything)
-            except native.BackupAborted as exc:
-                raise queue.Aborted(str(exc) or "Aborted by an admin.") from None
+        with TarGzWriter(partial) as tar, open_session(snapshot.destination) as session, aborts():
+            if snapshot.engine == Engine.NATIVE:
+                _native(snapshot, account, plan, session, tar, progress, outcome)
+            else:
+                _cpanel(snapshot, account, plan, session, tar, progress, outcome, request.everything)
         result = outcome.result()
         partial.rename(folder / name)
     except BaseException:
@@ -319,10 +300,8 @@ def _native(
     progress: EngineProgress,
     outcome: Outcome,
 ) -> None:
-    manifest = manifest_of(snapshot, session)
-    if manifest.account != account.username:
-        raise RestoreRefused(f"The backup holds account {manifest.account}, not {account.username}; refused.")
-    boxes = [f"mail/{box.rpartition('@')[2]}/{box.rpartition('@')[0]}" for box in plan.mailboxes]
+    manifest = manifest_of(snapshot, account, session)
+    boxes = [mailbox_folder(box) for box in plan.mailboxes]
     chosen: list[native.Entry] = []
     for entry in manifest.entries:
         rel = os.fsdecode(entry.path)
@@ -425,29 +404,23 @@ def _native_databases(
 def _native_mail_lines(
     manifest: native.Manifest, plan: Plan, reader: PackReader, tar: TarGzWriter, outcome: Outcome
 ) -> None:
-    entries = manifest.entry_map()
-    for domain, boxes in plan.mail_domains().items():
-        for name in MAIL_FILES:
-            rel = f"etc/{domain}/{name}"
-            entry = entries.get(rel.encode("utf-8", "surrogateescape"))
-            if entry is None or entry.type != "f" or plan.covers_home_path(rel) or entry.size > MAX_MAIL_FILE:
-                continue
-            lines = box_lines(b"".join(read_entry(reader, entry)), boxes)
-            if lines:
-                tar.add_bytes("homedir/" + rel, b"".join(lines), entry.mode, entry.mtime_ns // 1_000_000_000)
-                outcome.restored += 1
+    for rel, entry, boxes in mail_file_entries(manifest, plan):
+        if entry.size > MAX_MAIL_FILE:
+            continue
+        lines = box_lines(b"".join(read_entry(reader, entry)), boxes)
+        if lines:
+            tar.add_bytes("homedir/" + rel, b"".join(lines), entry.mode, entry.mtime_ns // 1_000_000_000)
+            outcome.restored += 1
 
 
 # --- cPanel -----------------------------------------------------------------------------------
 
 
-def _download_name(rel: str) -> str | None:
-    """Where an archive member goes in the download; None: not included."""
-    if rel.startswith("mysql/"):
-        rest = rel[len("mysql/") :]
-        for suffix in (".sql", ".sql.gz"):
-            if rest.endswith(suffix) and "/" not in rest:
-                return f"databases/{rest}"
+def _download_name(rel: str) -> str:
+    """Where an archive member goes in the download: dumps mysql/<db>.sql[.gz] go under databases/."""
+    rest = rel.removeprefix("mysql/")
+    if rest != rel and "/" not in rest and rest.endswith(DUMP_SUFFIXES):
+        return f"databases/{rest}"
     return rel
 
 
@@ -478,23 +451,12 @@ def _cpanel(
                         continue
                 if rel.startswith("mysql-timestamps/") and not everything:
                     continue  # a database part is its dump: databases/<db>.sql
-                if rel.startswith("mysql/") and not everything:
-                    db = next(
-                        (
-                            rel[6 : -len(s)]
-                            for s in (".sql", ".sql.gz")
-                            if rel.endswith(s) and len(rel) > 6 + len(s)
-                        ),
-                        None,
-                    )
-                    if db is None or db not in plan.databases:
-                        continue
-                if rel.startswith("mysql/"):
-                    seen_databases.update(
-                        rel[6 : -len(s)]
-                        for s in (".sql", ".sql.gz")
-                        if rel.endswith(s) and len(rel) > 6 + len(s)
-                    )
+                dump = dump_db(rel)
+                db = dump[0] if dump else None
+                if rel.startswith("mysql/") and not everything and db not in plan.databases:
+                    continue
+                if db is not None:
+                    seen_databases.add(db)
                 home = rel[len("homedir/") :] if rel.startswith("homedir/") else None
                 if home is not None and not everything and not plan.covers_home_path(home):
                     domain = mail_file_domain(home, plan)
@@ -506,10 +468,7 @@ def _cpanel(
                                 tar.add_bytes(rel, b"".join(lines), member.mode, member.mtime)
                                 outcome.restored += 1
                         continue
-                name = _download_name(rel)
-                if name is None:
-                    continue
-                _add_member(tar, member, data, name, written, outcome)
+                _add_member(tar, member, data, _download_name(rel), written, outcome)
     except ArchiveError as exc:
         raise ArchiveError(f"the archive is damaged: {exc.message}", exc.flag) from exc
     finally:
@@ -540,12 +499,6 @@ def _add_member(
         tar.add_hardlink(name, target, member.mode, member.mtime)
     else:
         with tar.file(name, member.size, member.mode, member.mtime) as out:
-            left = member.size
-            while left > 0:
-                block = data.read(min(BLOCK, left))
-                if not block:
-                    raise ArchiveError("the archive ends inside this member's data")
-                out.write(block)
-                left -= len(block)
+            copy_exact(data, member.size, out)
         written[member.name] = name
     outcome.restored += 1

@@ -662,8 +662,24 @@ def load_request(snapshot: Snapshot, params: Any, *, for_download: bool = False)
         raise RestoreRefused("; ".join(exc.messages)) from None
 
 
+def load_run(
+    item: QueueItem, *, for_download: bool = False
+) -> tuple[Snapshot, Account, RestoreRequest, Plan]:
+    """What a restore or download worker starts from: the snapshot, the account to restore
+    into, the checked request and its plan; RestoreRefused when it must not run."""
+    snapshot = (
+        Snapshot.objects.select_related("destination", "account").filter(pk=item.snapshot_id or 0).first()
+    )
+    if snapshot is None:
+        raise RestoreRefused("The backup is no longer in the index.")
+    account = restore_target(item, snapshot)
+    request = load_request(snapshot, item.params, for_download=for_download)
+    return snapshot, account, request, build_plan(snapshot, request, for_download=for_download)
+
+
 @contextlib.contextmanager
-def _aborts() -> Iterator[None]:
+def aborts() -> Iterator[None]:
+    """An admin's abort (BackupAborted) ends the queue item as aborted."""
     try:
         yield
     except native.BackupAborted as exc:
@@ -672,14 +688,7 @@ def _aborts() -> Iterator[None]:
 
 def run(item: QueueItem, reporter: queue.Reporter) -> dict[str, Any]:
     """The restore task's body (jobs.tasks.run_restore)."""
-    snapshot = (
-        Snapshot.objects.select_related("destination", "account").filter(pk=item.snapshot_id or 0).first()
-    )
-    if snapshot is None:
-        raise RestoreRefused("The backup is no longer in the index.")
-    account = restore_target(item, snapshot)
-    request = load_request(snapshot, item.params)
-    plan = build_plan(snapshot, request)
+    snapshot, account, _request, plan = load_run(item)
     outcome = Outcome()
     for path, reason in plan.skipped:
         outcome.skip(path, reason)
@@ -688,7 +697,7 @@ def run(item: QueueItem, reporter: queue.Reporter) -> dict[str, Any]:
         f"({'over the current files' if plan.overwrite else 'into a new folder'})"
     )
     progress = queue.EngineProgress(reporter)
-    with _aborts(), open_session(snapshot.destination) as session:
+    with aborts(), open_session(snapshot.destination) as session:
         if snapshot.engine == Engine.NATIVE:
             from . import restore_native
 

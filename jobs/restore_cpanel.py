@@ -21,7 +21,7 @@ import os
 import zlib
 from collections.abc import Callable, Iterator
 from itertools import chain
-from typing import Any
+from typing import Any, Protocol
 
 from destinations.engines import cpanel
 from destinations.engines.localfs import SafeTree, UnsafePath
@@ -48,10 +48,39 @@ from .restore import (
 
 BLOCK = 1024 * 1024
 MAX_GRANTS_FILE = 16 * 1024 * 1024
+DUMP_SUFFIXES = (".sql", ".sql.gz")
 _NS = 1_000_000_000
 
 
 # --- shared with downloads ------------------------------------------------------------------
+
+
+class _Sink(Protocol):
+    def write(self, data: bytes, /) -> object: ...
+
+
+def copy_exact(
+    data: MemberData, size: int, out: _Sink, message: str = "the archive ends inside this member's data"
+) -> None:
+    """Copy exactly `size` bytes of a member into `out`; ArchiveError(`message`) when it ends early."""
+    left = size
+    while left > 0:
+        block = data.read(min(BLOCK, left))
+        if not block:
+            raise ArchiveError(message)
+        out.write(block)
+        left -= len(block)
+
+
+def dump_db(rel: str, suffixes: tuple[str, ...] = DUMP_SUFFIXES) -> tuple[str, str] | None:
+    """(database, suffix) when member `rel` is mysql/<database><suffix>; None otherwise."""
+    if not rel.startswith("mysql/"):
+        return None
+    rest = rel[len("mysql/") :]
+    for suffix in suffixes:
+        if rest.endswith(suffix) and len(rest) > len(suffix):
+            return rest[: -len(suffix)], suffix
+    return None
 
 
 def member_selector(
@@ -225,7 +254,7 @@ class _Restorer:
             self._home(name[len("homedir/") :], member, data)
             return
         if name.startswith("mysql/") and member.type == "file":
-            self._database(name[len("mysql/") :], member, data)
+            self._database(name, member, data)
             return
         if name in ("mysql.sql", "mysql.sql-auth.json") and member.type == "file":
             text = read_capped(data, member.size, MAX_GRANTS_FILE)
@@ -274,13 +303,7 @@ class _Restorer:
             return
         handle = tree.open_file(rel, overwrite=overwrite)
         try:
-            left = member.size
-            while left > 0:
-                block = data.read(min(BLOCK, left))
-                if not block:
-                    raise ArchiveError("the archive ends inside this member's data")
-                handle.write(block)
-                left -= len(block)
+            copy_exact(data, member.size, handle)
             tree.finish_file(handle, mode=member.mode, mtime_ns=mtime_ns, overwrite=overwrite)
         except BaseException:
             tree.discard(handle)
@@ -322,22 +345,18 @@ class _Restorer:
         self.files += 1
         self.progress.reporter.update(files_done=self.progress.base_files + self.files)
 
-    def _database(self, rest: str, member: Member, data: MemberData) -> None:
-        for suffix in (".sql", ".sql.gz", ".create"):
-            if rest.endswith(suffix) and len(rest) > len(suffix):
-                db = rest[: -len(suffix)]
-                break
-        else:
+    def _database(self, name: str, member: Member, data: MemberData) -> None:
+        dump = dump_db(name, (*DUMP_SUFFIXES, ".create"))
+        if dump is None or dump[0] not in self.plan.databases:
             return
-        if db not in self.plan.databases:
-            return
+        db, suffix = dump
         if suffix == ".create":
             text = read_capped(data, member.size, 64 * 1024)
             if text is not None:
                 self.charsets[db] = dbrestore.charset_of(text.decode("utf-8", "replace"))
             return
         if db in self.databases_seen:
-            self.outcome.skip(f"mysql/{rest}", "a second dump of this database is not loaded", failure=True)
+            self.outcome.skip(name, "a second dump of this database is not loaded", failure=True)
             return
         self.databases_seen.add(db)
 
@@ -346,13 +365,7 @@ class _Restorer:
                 for block in gunzip(data):
                     out.write(block)
                 return
-            left = member.size
-            while left > 0:
-                block = data.read(min(BLOCK, left))
-                if not block:
-                    raise ArchiveError("the archive ends inside a database dump")
-                out.write(block)
-                left -= len(block)
+            copy_exact(data, member.size, out, "the archive ends inside a database dump")
 
         charset, collation = self.charsets.get(db, ("", ""))
         restore_database_part(

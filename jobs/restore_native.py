@@ -14,12 +14,10 @@ import hashlib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-import zstandard
-
 from destinations import catalog
 from destinations.engines import native
 from destinations.engines.native_common import PACKS_DIR, Session
-from destinations.engines.native_read import GAP_BRIDGE
+from destinations.engines.native_read import GAP_BRIDGE, decode_chunk
 from destinations.ftp import RemoteStore
 from destinations.models import Snapshot
 
@@ -27,6 +25,7 @@ from .models import Account
 from .queue import EngineProgress
 from .restore import (
     MAIL_FILES,
+    MAX_MAIL_FILE,
     HomeTarget,
     Outcome,
     Plan,
@@ -36,15 +35,39 @@ from .restore import (
     write_error,
 )
 
-MAX_ENTRY_IN_MEMORY = 16 * 1024 * 1024
+# --- shared with downloads ------------------------------------------------------------------
 
 
-def manifest_of(snapshot: Snapshot, session: Session) -> native.Manifest:
+def manifest_of(snapshot: Snapshot, account: Account, session: Session) -> native.Manifest:
+    """The backup's manifest; RestoreRefused when it holds another account."""
     manifest = catalog.cached_manifest(snapshot)
     if manifest is None:
         with session.connection() as conn:
             manifest = native.read_manifest(conn, snapshot.path)
+    if manifest.account != account.username:
+        raise RestoreRefused(f"The backup holds account {manifest.account}, not {account.username}; refused.")
     return manifest
+
+
+def mailbox_folder(box: str) -> str:
+    """The home folder of mailbox `box@domain`: mail/<domain>/<box>."""
+    name, _, domain = box.rpartition("@")
+    return f"mail/{domain}/{name}"
+
+
+def mail_file_entries(manifest: native.Manifest, plan: Plan) -> Iterator[tuple[str, native.Entry, set[str]]]:
+    """(home path, entry, boxes) of each chosen mailbox domain's etc/<domain>/passwd, shadow and
+    quota that the backup holds as a file and the plan does not restore whole (any size)."""
+    entries = manifest.entry_map()
+    for domain, boxes in plan.mail_domains().items():
+        for name in MAIL_FILES:
+            rel = f"etc/{domain}/{name}"
+            entry = entries.get(rel.encode("utf-8", "surrogateescape"))
+            if entry is not None and entry.type == "f" and not plan.covers_home_path(rel):
+                yield rel, entry, boxes
+
+
+# --- restore --------------------------------------------------------------------------------
 
 
 def restore(
@@ -55,21 +78,15 @@ def restore(
     progress: EngineProgress,
     outcome: Outcome,
 ) -> None:
-    manifest = manifest_of(snapshot, session)
-    if manifest.account != account.username:
-        raise RestoreRefused(f"The backup holds account {manifest.account}, not {account.username}; refused.")
+    manifest = manifest_of(snapshot, account, session)
     if plan.wants_files:
         with HomeTarget(account, new_folder=not plan.overwrite) as target:
             outcome.folder = target.display
             progress.log(f"Files go to {target.display}")
             paths: list[str] | None = None
             if not plan.whole_home:
-                paths = list(plan.paths)
-                for box in plan.mailboxes:
-                    name, _, domain = box.rpartition("@")
-                    folder = f"mail/{domain}/{name}"
-                    if not plan.covers_home_path(folder):
-                        paths.append(folder)
+                folders = (mailbox_folder(box) for box in plan.mailboxes)
+                paths = [*plan.paths, *(f for f in folders if not plan.covers_home_path(f))]
             if paths is None or paths:
                 result = native.materialise(
                     session,
@@ -135,25 +152,19 @@ def _mail_lines(
     outcome: Outcome,
 ) -> None:
     """Each restored box's lines of etc/<domain>/passwd, shadow and quota (others' lines kept)."""
-    entries = manifest.entry_map()
     with session.connection() as conn, target.tree() as tree:
         reader = PackReader(conn, snapshot.path)
         try:
-            for domain, boxes in plan.mail_domains().items():
-                for name in MAIL_FILES:
-                    rel = f"etc/{domain}/{name}"
-                    entry = entries.get(rel.encode("utf-8", "surrogateescape"))
-                    if entry is None or entry.type != "f" or plan.covers_home_path(rel):
-                        continue
-                    if entry.size > MAX_ENTRY_IN_MEMORY:
-                        outcome.skip(rel, "too large for a mail account file", failure=True)
-                        continue
-                    try:
-                        data = b"".join(read_entry(reader, entry))
-                        if merge_mail_file(target, tree, rel, data, boxes, entry.mode):
-                            outcome.restored += 1
-                    except (native.ObjectCorrupt, OSError, ValueError) as exc:
-                        outcome.skip(rel, write_error(rel, exc), failure=True)
+            for rel, entry, boxes in mail_file_entries(manifest, plan):
+                if entry.size > MAX_MAIL_FILE:
+                    outcome.skip(rel, "too large for a mail account file", failure=True)
+                    continue
+                try:
+                    data = b"".join(read_entry(reader, entry))
+                    if merge_mail_file(target, tree, rel, data, boxes, entry.mode):
+                        outcome.restored += 1
+                except (native.ObjectCorrupt, OSError, ValueError) as exc:
+                    outcome.skip(rel, write_error(rel, exc), failure=True)
         finally:
             reader.close()
 
@@ -234,9 +245,6 @@ class PackReader:
         self._buffer.clear()
 
 
-_dctx = zstandard.ZstdDecompressor()
-
-
 def read_entry(reader: PackReader, entry: native.Entry) -> Iterator[bytes]:
     """The content of file `entry`, chunk by chunk; ObjectCorrupt at the end when it does not
     match its recorded sha256 (so a consumer must not treat the bytes as good before then)."""
@@ -245,13 +253,9 @@ def read_entry(reader: PackReader, entry: native.Entry) -> Iterator[bytes]:
     for chunk in entry.chunks:
         stored = reader.read(chunk)
         try:
-            data = _dctx.decompress(stored, max_output_size=chunk.length) if chunk.codec == "zstd" else stored
-        except zstandard.ZstdError as exc:
-            raise native.ObjectCorrupt(f"{entry.display}: damaged chunk in {chunk.pack}: {exc}") from exc
-        if len(data) != chunk.length:
-            raise native.ObjectCorrupt(
-                f"{entry.display}: a chunk holds {len(data)} bytes, not {chunk.length}"
-            )
+            data = decode_chunk(chunk, stored)
+        except native.ObjectCorrupt as exc:
+            raise native.ObjectCorrupt(f"{entry.display}: {exc}") from exc
         digest.update(data)
         size += len(data)
         yield data

@@ -292,6 +292,22 @@ def _decompressor() -> zstandard.ZstdDecompressor:
     return dctx
 
 
+def decode_chunk(chunk: ChunkRef, stored: bytes) -> bytes:
+    """The bytes of `chunk` from its `stored` bytes; ObjectCorrupt when they do not decode to
+    its recorded length."""
+    try:
+        data = (
+            _decompressor().decompress(stored, max_output_size=chunk.length)
+            if chunk.codec == "zstd"
+            else stored
+        )
+    except zstandard.ZstdError as exc:
+        raise ObjectCorrupt(f"damaged chunk in {chunk.pack}: {exc}") from exc
+    if len(data) != chunk.length:
+        raise ObjectCorrupt(f"chunk in {chunk.pack} holds {len(data)} bytes, not {chunk.length}")
+    return data
+
+
 class _Restorer:
     """Writes chunks into files. `piece` may run in several download threads at once: the
     SafeTree and the result go under `lock`, a file's own progress under its state's lock;
@@ -350,20 +366,14 @@ class _Restorer:
         if state.failed:
             return
         try:
-            data = (
-                _decompressor().decompress(stored, max_output_size=chunk.length)
-                if chunk.codec == "zstd"
-                else stored
-            )
-        except zstandard.ZstdError as exc:
+            data = decode_chunk(chunk, stored)
+        except ObjectCorrupt as exc:
             with state.lock:
-                self.fail(state, f"damaged chunk in {chunk.pack}: {exc}")
+                if not state.failed:
+                    self.fail(state, str(exc))
             return
         with state.lock:
             if state.failed:
-                return
-            if len(data) != chunk.length:
-                self.fail(state, f"chunk in {chunk.pack} holds {len(data)} bytes, not {chunk.length}")
                 return
             if state.handle is None and not self.open(state):
                 return
@@ -621,6 +631,7 @@ __all__ = [
     "BackupListing",
     "FtpError",
     "MaterialiseResult",
+    "decode_chunk",
     "delete_backup",
     "download_dump",
     "list_backups",
