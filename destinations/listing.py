@@ -20,6 +20,7 @@ import hashlib
 import json
 import operator
 import posixpath
+import re
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -293,6 +294,15 @@ def update(root: str, changes: dict[str, Entry | None]) -> str:
 
 def _load_many(digests: set[str]) -> dict[str, list[list[Any]]]:
     """The rows of several blobs; KeyError when one is missing."""
+    found = _fetch_many(digests)
+    missing = digests - found.keys()
+    if missing:
+        raise KeyError(f"listing blob {min(missing)} is missing")
+    return found
+
+
+def _fetch_many(digests: Iterable[str]) -> dict[str, list[list[Any]]]:
+    """The rows of those of several blobs that exist, one query per `_BATCH` digests."""
     found: dict[str, list[list[Any]]] = {}
     wanted = sorted(digests)
     with no_gc():
@@ -300,9 +310,6 @@ def _load_many(digests: set[str]) -> dict[str, list[list[Any]]]:
             batch = wanted[start : start + _BATCH]
             for digest, data in ListingBlob.objects.filter(digest__in=batch).values_list("digest", "data"):
                 found[digest] = json.loads(_decompressor.decompress(bytes(data)))
-    missing = digests - found.keys()
-    if missing:
-        raise KeyError(f"listing blob {min(missing)} is missing")
     return found
 
 
@@ -463,42 +470,102 @@ def lookup(root: str, path: str) -> Entry | None:
 
 def walk(root: str, path: str = "") -> Iterator[Entry]:
     """Every entry under `path` (depth first), folders before their contents."""
+    for folder, rows in _walk_rows(root, path):
+        yield from _rows_to_entries(folder, rows)
+
+
+def _walk_rows(root: str, path: str) -> Iterator[tuple[str, list[list[Any]]]]:
+    """The rows of every folder under `path` (its own included) in `walk`'s order, each with
+    the folder's path.
+
+    When a folder's rows are read, the blobs of all its sub-folders are fetched at once (one
+    query per `_BATCH`) and kept until each is walked: one query per folder that holds
+    sub-folders instead of one per folder. A missing blob raises KeyError only when its folder
+    is reached, after everything walked before it was yielded, as when each blob was loaded on
+    its own.
+    """
     path = normalise(path)
     digest = folder_digest(root, path)
     if digest is None:
         return
+    cache: dict[str, list[list[Any]]] = {}
+    uses: dict[str, int] = {}  # how many folders on the stack still need each cached blob
+
+    def prefetch(digests: list[str]) -> None:
+        wanted = set()
+        for digest in digests:
+            if digest:  # an empty digest is an empty folder, as in load()
+                uses[digest] = uses.get(digest, 0) + 1
+                if digest not in cache:
+                    wanted.add(digest)
+        if wanted:
+            cache.update(_fetch_many(wanted))
+
+    def take(digest: str) -> list[list[Any]]:
+        if not digest:
+            return []
+        left = uses[digest] - 1
+        if left:
+            uses[digest] = left
+            rows = cache.get(digest)
+        else:
+            del uses[digest]
+            rows = cache.pop(digest, None)
+        if rows is None:
+            raise KeyError(f"listing blob {digest} is missing")
+        return rows
+
+    prefetch([digest])
     stack = [(path, digest)]
     while stack:
         folder, digest = stack.pop()
-        rows = load(digest)
-        for row, entry in zip(rows, _rows_to_entries(folder, rows), strict=True):
-            yield entry
-            if row[1] == "dir":
-                stack.append((entry.path, row[6]))
+        rows = take(digest)
+        prefix = f"{folder}/" if folder else ""
+        subfolders = [(prefix + row[0], row[6]) for row in rows if row[1] == "dir"]
+        if subfolders:
+            prefetch([sub for _path, sub in subfolders])
+        yield folder, rows
+        stack.extend(subfolders)
 
 
 def search(root: str, path: str, pattern: str, *, limit: int = 200) -> list[Entry]:
     """Entries under `path` whose name matches `pattern` (a glob, or a plain substring)."""
     glob = pattern if any(ch in pattern for ch in "*?[") else f"*{pattern}*"
-    found = []
-    for entry in walk(root, path):
-        if fnmatch.fnmatch(entry.name.lower(), glob.lower()):
-            found.append(entry)
+    # fnmatch.fnmatch, compiled once: on POSIX it is this match on the name as given.
+    match = re.compile(fnmatch.translate(glob.lower())).match
+    found: list[Entry] = []
+    for folder, rows in _walk_rows(root, path):
+        matched = []
+        for row in rows:
+            if match(row[0].lower()):
+                matched.append(row)
+                if len(found) + len(matched) >= limit:
+                    break
+        if matched:
+            found.extend(_rows_to_entries(folder, matched))
             if len(found) >= limit:
                 break
     return found
 
 
 def reachable(roots: Iterable[str]) -> set[str]:
-    """Every blob digest reachable from `roots` (for collecting unused blobs)."""
+    """Every blob digest reachable from `roots` (for collecting unused blobs).
+
+    Level by level: the blobs first reached at one depth are loaded together, one query per
+    `_BATCH`, so a tree costs about one query per level instead of one per folder. KeyError
+    when a reachable blob is missing.
+    """
     seen: set[str] = set()
-    stack = [root for root in roots if root]
-    while stack:
-        digest = stack.pop()
-        if digest in seen:
-            continue
-        seen.add(digest)
-        stack.extend(row[6] for row in load(digest) if row[1] == "dir" and row[6])
+    frontier = {root for root in roots if root}
+    while frontier:
+        seen |= frontier
+        below: set[str] = set()
+        wanted = sorted(frontier)
+        for start in range(0, len(wanted), _BATCH):
+            blobs = _load_many(set(wanted[start : start + _BATCH]))
+            for rows in blobs.values():
+                below.update(row[6] for row in rows if row[1] == "dir" and row[6])
+        frontier = below - seen
     return seen
 
 
