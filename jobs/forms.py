@@ -1,7 +1,7 @@
 from typing import Any
 
 from crispy_forms.helper import FormHelper
-from crispy_forms.layout import Div, Fieldset, Layout
+from crispy_forms.layout import HTML, Div, Fieldset, Layout
 from django import forms
 from django.contrib.auth import get_user_model
 
@@ -119,7 +119,19 @@ class BackupJobForm(forms.ModelForm):
         self.helper = FormHelper()
         self.helper.form_tag = False
         self.helper.layout = Layout(
-            Fieldset("Job", "name", "destination", "accounts", "enabled"),
+            Fieldset(
+                "Job",
+                "name",
+                "destination",
+                "accounts",
+                # An empty list of choices shows neither the field's error nor a hint: say why.
+                HTML(
+                    '{% if not form.fields.accounts.queryset.exists %}<div id="no-accounts" '
+                    'class="alert alert-warning py-2" role="alert">No account with a home folder yet: '
+                    "<a href=\"{% url 'jobs:account-create' %}\">add one</a> first.</div>{% endif %}"
+                ),
+                "enabled",
+            ),
             Fieldset(
                 "What",
                 Div("include_home", "include_databases", "compression", css_class="d-flex gap-4"),

@@ -115,6 +115,24 @@ def test_job_form_refuses_a_bad_cron_expression_and_saves_nothing(admin_client, 
     assert not BackupJob.objects.exists()
 
 
+def test_job_form_without_any_account_says_so_and_saves_nothing(admin_client, destination, account):
+    """
+    GIVEN no account with a home folder (the accounts checkbox list is empty)
+    WHEN the job form is opened and submitted
+    THEN it says why and where to add one, and no job is saved; with an account it says nothing
+    """
+    assert 'id="no-accounts"' not in admin_client.get(reverse("jobs:job-create")).content.decode()
+    account.delete()
+    response = admin_client.post(reverse("jobs:job-create"), job_form(destination, account))
+
+    assert response.status_code == 200
+    assert "accounts" in response.context["form"].errors
+    page = response.content.decode()
+    assert 'id="no-accounts"' in page
+    assert reverse("jobs:account-create") in page
+    assert not BackupJob.objects.exists()
+
+
 def test_api_jobs_have_the_documented_fields_and_schedule_follows_edits(api, destination, account):
     body = {
         "name": "nightly",
