@@ -35,6 +35,14 @@ class RestoreRequestSerializer(serializers.Serializer):
         choices=["new_folder", "overwrite"], required=False, default="new_folder"
     )
     database_name = serializers.CharField(required=False, allow_blank=True, default="")
+    whole_account = serializers.BooleanField(
+        required=False, default=False, help_text="Required (true) to restore or download everything."
+    )
+    confirm_overwrite = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Required (true) for target overwrite or a database restored under its live name.",
+    )
 
 
 class VersionSerializer(serializers.Serializer):

@@ -88,7 +88,12 @@ def _parts(snapshot: Snapshot) -> list[dict[str, Any]]:
 @login_required
 def snapshot_detail(request: HttpRequest, pk: int) -> HttpResponse:
     snapshot = access.get_snapshot(request.user, pk)
-    context = {"snapshot": snapshot, "parts": _parts(snapshot), "nav": "mine"}
+    context = {
+        "snapshot": snapshot,
+        "parts": _parts(snapshot),
+        "chosen": _choice(request, snapshot),
+        "nav": "mine",
+    }
     return render(request, "browse/snapshot.html", context)
 
 
@@ -125,6 +130,7 @@ def snapshot_files(request: HttpRequest, pk: int) -> HttpResponse:
         "page": page,
         "crumbs": crumbs,
         "parent": path.rsplit("/", 1)[0] if "/" in path else "",
+        "chosen": _choice(request, snapshot),
         "nav": "mine",
     }
     return render(request, "browse/files.html", context)
@@ -158,41 +164,129 @@ def versions(user: Any, account: Any, path: str) -> list[dict[str, Any]]:
     return rows
 
 
-def _request_data(request: HttpRequest) -> dict[str, Any]:
+CHOICE_KEY = "restore_choice"  # the session's copy of a refused form, to show it again
+
+
+def _request_data(request: HttpRequest, snapshot: Snapshot, *, download: bool) -> dict[str, Any]:
+    """The restore request a page's form means. A download takes only what is chosen: the same
+    form also holds the restore's target and database fields."""
+    post = request.POST
+    whole_account = post.get("whole_account") == "1"
     parts = []
-    for value in request.POST.getlist("parts"):
+    for value in [] if whole_account else post.getlist("parts"):
         kind, _, name = value.partition(":")
         parts.append({"kind": kind, "name": name})
+    data: dict[str, Any] = {"parts": parts, "paths": post.getlist("paths")}
+    if whole_account:
+        data["whole_account"] = True
+    if download:
+        return data
+    data["target"] = post.get("target", "new_folder")
+    database_name = post.get("database_name", "").strip()
+    database_target = post.get("database_target", "")
+    if database_target == "live":
+        database_name = ""
+    elif database_target == "new" and not database_name:
+        database_name = _new_database_name(snapshot, parts, whole_account)
+    data["database_name"] = database_name
+    if post.get("confirm_overwrite") == "1":
+        data["confirm_overwrite"] = True
+    return data
+
+
+def _new_database_name(snapshot: Snapshot, parts: list[dict[str, str]], whole_account: bool) -> str:
+    """`<database>_restored` for the one database chosen; "" when none is."""
+    chosen = snapshot.parts if whole_account else parts
+    databases = [
+        str(p.get("name", ""))
+        for p in chosen
+        if isinstance(p, dict)
+        and p.get("kind") == "databases"
+        and not str(p.get("name", "")).startswith("pgsql:")
+    ]
+    if len(databases) > 1:
+        raise ValidationError(
+            {
+                "database_name": [
+                    "A new database name is for one database at a time: choose one database, "
+                    "or restore over the live databases."
+                ]
+            }
+        )
+    return f"{databases[0]}_restored" if databases else ""
+
+
+def _choice(request: HttpRequest, snapshot: Snapshot) -> dict[str, Any]:
+    """What the user had chosen when their form was refused (shown ticked again), once."""
+    saved = request.session.pop(CHOICE_KEY, None)
+    if not isinstance(saved, dict) or saved.get("snapshot") != snapshot.pk:
+        saved = {}
     return {
-        "parts": parts,
-        "paths": request.POST.getlist("paths"),
-        "target": request.POST.get("target", "new_folder"),
-        "database_name": request.POST.get("database_name", ""),
+        "parts": saved.get("parts", []),
+        "paths": saved.get("paths", []),
+        "whole_account": bool(saved.get("whole_account")),
+        "target": saved.get("target", "new_folder"),
+        "database_target": saved.get("database_target", "new"),
+        "database_name": saved.get("database_name", ""),
     }
 
 
 @login_required
 @require_POST
 def snapshot_restore(request: HttpRequest, pk: int) -> HttpResponse:
+    """First a page that says what the restore will do and what it replaces; the restore is
+    queued only from that page's own button (``confirmed``)."""
     snapshot = access.get_snapshot(request.user, pk)
-    return _queue(request, snapshot, download=False)
+    try:
+        data = _request_data(request, snapshot, download=False)
+        if request.POST.get("confirmed") != "1":
+            checked = restore.validate_request(snapshot, data, require_confirmation=False)
+            return _confirmation(request, snapshot, checked)
+        item = restore.submit(snapshot, data, request.user, download=False)
+    except ValidationError as exc:
+        return _refused(request, snapshot, exc)
+    return redirect("jobs:queue-detail", pk=item.pk)
 
 
 @login_required
 @require_POST
 def snapshot_download(request: HttpRequest, pk: int) -> HttpResponse:
     snapshot = access.get_snapshot(request.user, pk)
-    return _queue(request, snapshot, download=True)
-
-
-def _queue(request: HttpRequest, snapshot: Snapshot, *, download: bool) -> HttpResponse:
     try:
-        item = restore.submit(snapshot, _request_data(request), request.user, download=download)
+        data = _request_data(request, snapshot, download=True)
+        item = restore.submit(snapshot, data, request.user, download=True)
     except ValidationError as exc:
-        for message in _messages(exc):
-            messages.error(request, message)
-        return redirect(_safe_back(request, snapshot))
+        return _refused(request, snapshot, exc)
     return redirect("jobs:queue-detail", pk=item.pk)
+
+
+def _confirmation(request: HttpRequest, snapshot: Snapshot, checked: restore.RestoreRequest) -> HttpResponse:
+    context = {
+        "snapshot": snapshot,
+        "lines": restore.describe(snapshot, checked),
+        "replaces": restore.replaced(snapshot, checked),
+        "request_parts": [f"{kind}:{name}" for kind, name in checked.parts],
+        "checked": checked,
+        "back": _safe_back(request, snapshot),
+        "nav": "mine",
+    }
+    return render(request, "browse/restore_confirm.html", context)
+
+
+def _refused(request: HttpRequest, snapshot: Snapshot, exc: ValidationError) -> HttpResponse:
+    for message in _messages(exc):
+        messages.error(request, message)
+    post = request.POST
+    request.session[CHOICE_KEY] = {
+        "snapshot": snapshot.pk,
+        "parts": post.getlist("parts"),
+        "paths": post.getlist("paths"),
+        "whole_account": post.get("whole_account") == "1",
+        "target": post.get("target", "new_folder"),
+        "database_target": post.get("database_target", "new"),
+        "database_name": post.get("database_name", ""),
+    }
+    return redirect(_safe_back(request, snapshot))
 
 
 def _safe_back(request: HttpRequest, snapshot: Snapshot) -> str:

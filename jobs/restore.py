@@ -55,7 +55,7 @@ MAX_PATHS = 10_000
 MAX_SKIPPED = 1000  # kept verbatim in a result; the rest are counted
 MAIL_FILES = ("passwd", "shadow", "quota")
 MAX_MAIL_FILE = 16 * 1024 * 1024
-_REQUEST_KEYS = frozenset({"parts", "paths", "target", "database_name"})
+_REQUEST_KEYS = frozenset({"parts", "paths", "target", "database_name", "whole_account", "confirm_overwrite"})
 _DB_NAME_REST = re.compile(r"[A-Za-z0-9_]+")
 
 
@@ -68,12 +68,15 @@ class RestoreRefused(Exception):
 
 @dataclass(frozen=True)
 class RestoreRequest:
-    """What to restore (or download). Empty `parts` and `paths`: everything."""
+    """What to restore (or download). Empty `parts` and `paths`: everything (a request says so
+    with ``whole_account``; validate_request never lets an empty selection mean it by accident)."""
 
     parts: tuple[tuple[str, str], ...] = ()
     paths: tuple[str, ...] = ()
     target: str = "new_folder"  # "" for a download
     database_name: str = ""
+    # The requester's yes to replacing live data: how it was asked for, not what is restored.
+    confirm_overwrite: bool = field(default=False, compare=False)
 
     @property
     def everything(self) -> bool:
@@ -88,15 +91,26 @@ class RestoreRequest:
             params["target"] = self.target
         if self.database_name:
             params["database_name"] = self.database_name
+        # Kept so that the worker, which checks the request again, sees the same explicit choices.
+        if self.everything:
+            params["whole_account"] = True
+        if self.confirm_overwrite:
+            params["confirm_overwrite"] = True
         return params
 
 
-def validate_request(snapshot: Snapshot, data: Any, *, for_download: bool = False) -> RestoreRequest:
+def validate_request(
+    snapshot: Snapshot, data: Any, *, for_download: bool = False, require_confirmation: bool = True
+) -> RestoreRequest:
     """A checked RestoreRequest for `snapshot`, or ValidationError with messages per field.
 
     Checks the snapshot can be restored, part kinds/names exist in it, paths are plain
     relative paths that its listing holds, the target, and `database_name` (`<account>_…`,
-    only with exactly one database part). Changes nothing.
+    only with exactly one database to restore). Nothing selected is refused unless
+    ``whole_account`` is true, so that a forgotten tick never means "everything"; a restore
+    that replaces live data (see `replaced`) is refused without ``confirm_overwrite`` unless
+    `require_confirmation` is false (a page showing what would happen before asking).
+    Changes nothing.
     """
     errors: dict[str, list[str]] = {}
 
@@ -116,6 +130,17 @@ def validate_request(snapshot: Snapshot, data: Any, *, for_download: bool = Fals
 
     parts = _validate_parts(snapshot, data.get("parts"), error)
     paths = _validate_paths(snapshot, data.get("paths"), error)
+    whole_account = _flag(data, "whole_account", error)
+    confirm_overwrite = _flag(data, "confirm_overwrite", error)
+    if whole_account and (parts or paths):
+        error("whole_account", "whole_account means every part; leave parts and paths out, or whole_account.")
+    elif not whole_account and not parts and not paths and "parts" not in errors and "paths" not in errors:
+        error(
+            "__all__",
+            "Nothing is selected: choose parts or paths, or ask for the whole account (whole_account: true).",
+        )
+    if for_download and confirm_overwrite:
+        error("confirm_overwrite", "A download replaces nothing; leave confirm_overwrite out.")
 
     target = data.get("target")
     if for_download:
@@ -149,7 +174,14 @@ def validate_request(snapshot: Snapshot, data: Any, *, for_download: bool = Fals
                 f"The database name must be {prefix} followed by letters, digits or _ "
                 "(at most 64 characters in all).",
             )
-        databases = [name for kind, name in parts if kind == "databases"]
+        chosen = (
+            parts
+            if not whole_account
+            else [(p.get("kind"), p.get("name")) for p in _snapshot_parts(snapshot)]
+        )
+        databases = [
+            name for kind, name in chosen if kind == "databases" and not str(name).startswith("pgsql:")
+        ]
         if len(databases) != 1:
             error("database_name", "A new database name needs exactly one database part to restore.")
 
@@ -166,7 +198,33 @@ def validate_request(snapshot: Snapshot, data: Any, *, for_download: bool = Fals
             )
     if errors:
         raise ValidationError(errors)
-    return RestoreRequest(tuple(parts), tuple(paths), str(target), database_name)
+    request = RestoreRequest(tuple(parts), tuple(paths), str(target), database_name, confirm_overwrite)
+    if not for_download and require_confirmation and not confirm_overwrite:
+        live = replaced(snapshot, request)
+        if live:
+            raise ValidationError(
+                {
+                    "confirm_overwrite": [
+                        f"This restore replaces {'; '.join(live)}. Send confirm_overwrite: true to go "
+                        "ahead, or restore into a new folder and a new database name."
+                    ]
+                }
+            )
+    return request
+
+
+def _flag(data: dict[str, Any], key: str, error: Any) -> bool:
+    value = data.get(key)
+    if value in (None, False):
+        return False
+    if value is True:
+        return True
+    error(key, f"{key} is true or false.")
+    return False
+
+
+def _snapshot_parts(snapshot: Snapshot) -> list[dict[str, Any]]:
+    return [p for p in snapshot.parts if isinstance(p, dict)]
 
 
 def _validate_parts(snapshot: Snapshot, raw: Any, error: Any) -> list[tuple[str, str]]:
@@ -334,6 +392,87 @@ def build_plan(snapshot: Snapshot, request: RestoreRequest, *, for_download: boo
         plan.paths = []
         plan.mailboxes = []
     return plan
+
+
+# --- what a request will do, in words ------------------------------------------------------------
+
+NEW_FOLDER_PATTERN = "restore-YYYY-MM-DD-HHMMSS/"
+_NAMED = 3  # how many paths a summary names before it only counts
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def files_phrase(snapshot: Snapshot, plan: Plan) -> str:
+    """The home files and mailboxes of `plan`, e.g. "2 files and 1 folder (a, b, c)"."""
+    if plan.whole_home:
+        return "the whole home folder"
+    kinds: dict[str, int] = {}
+    for path in plan.paths:
+        entry = listing.lookup(snapshot.listing_root, path) if snapshot.listing_root else None
+        kind = "folder" if entry is not None and entry.type == "dir" else "file"
+        kinds[kind] = kinds.get(kind, 0) + 1
+    pieces = [_count(kinds[kind], kind) for kind in ("file", "folder") if kind in kinds]
+    if plan.mailboxes:
+        boxes = len(plan.mailboxes)
+        pieces.append(f"{boxes} mailbox{'' if boxes == 1 else 'es'}")
+    named = plan.paths + plan.mailboxes
+    shown = ", ".join(named[:_NAMED]) + (", …" if len(named) > _NAMED else "")
+    return f"{' and '.join(pieces)} ({shown})"
+
+
+def replaced(snapshot: Snapshot, request: RestoreRequest) -> list[str]:
+    """The live data a restore of `request` replaces, in words; empty when it replaces nothing.
+
+    Target ``overwrite`` always counts (it may replace files or a database of the new name),
+    and so does a database restored under its own name: the API and the pages ask for an
+    explicit confirmation of exactly these."""
+    plan = build_plan(snapshot, request)
+    home = snapshot.account.home if snapshot.account is not None and snapshot.account.home else ""
+    found: list[str] = []
+    if plan.overwrite and plan.wants_files:
+        found.append(f"the current files of {files_phrase(snapshot, plan)} in {home or 'the home folder'}")
+    for database in plan.databases:
+        if not plan.database_name:
+            found.append(f"the live database {database}")
+        elif plan.overwrite:
+            found.append(f"the database {plan.database_name}, if it exists")
+    if plan.overwrite and not found:
+        found.append("the current files and databases of the same names")
+    return found
+
+
+def describe(snapshot: Snapshot, request: RestoreRequest, *, for_download: bool = False) -> list[str]:
+    """What running `request` will do, one line per kind of thing, for the page that asks first
+    (e.g. "3 files (…) into a new folder restore-YYYY-MM-DD-HHMMSS/ in /home/bob")."""
+    plan = build_plan(snapshot, request, for_download=for_download)
+    home = snapshot.account.home if snapshot.account is not None and snapshot.account.home else ""
+    lines: list[str] = []
+    if plan.wants_files:
+        files = files_phrase(snapshot, plan)
+        if for_download:
+            lines.append(files)
+        elif plan.overwrite:
+            lines.append(f"{files} over the current files in {home}")
+        else:
+            lines.append(f"{files} into a new folder {NEW_FOLDER_PATTERN} in {home}")
+    for database in plan.databases:
+        if for_download:
+            lines.append(f"the dump of database {database}")
+        elif plan.database_name:
+            lines.append(f"database {database} into {plan.database_name} (a new database)")
+        else:
+            lines.append(f"database {database} over the live database {database}")
+    if plan.db_users is None:
+        lines.append("the database users and grants of the backup")
+    elif plan.db_users:
+        lines.append(f"database users and grants: {', '.join(sorted(plan.db_users))}")
+    for kind, name in plan.config:
+        lines.append(part_label(kind, name))
+    for label, reason in plan.skipped:
+        lines.append(f"not restored: {label} ({reason})")
+    return lines
 
 
 # --- results ------------------------------------------------------------------------------------

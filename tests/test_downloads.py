@@ -85,7 +85,7 @@ def test_whole_native_backup_downloads_as_a_tar_gz_of_the_home_and_its_databases
     )
     expected = home_as_tar_members(Path(restore_account.home))
 
-    item = run_download(backup.snapshot, {}, owner)
+    item = run_download(backup.snapshot, {"whole_account": True}, owner)
 
     assert item.status == QueueItem.Status.COMPLETED, (item.error, item.result)
     assert item.requested_by == owner
@@ -209,7 +209,7 @@ def test_cpanel_parts_download_holds_exactly_the_chosen_members(cpanel_archive) 
 def test_whole_cpanel_backup_download_keeps_every_member(cpanel_archive) -> None:
     snapshot, made = cpanel_archive
 
-    item = run_download(snapshot, {})
+    item = run_download(snapshot, {"whole_account": True})
 
     assert item.status == QueueItem.Status.COMPLETED, (item.error, item.result)
     got = members(downloads.download_file(item))  # type: ignore[arg-type]

@@ -188,7 +188,7 @@ def test_full_account_restore_brings_back_home_databases_and_users_reading_the_a
         restore_cpanel_destination, pure_ftpd, tmp_path, cpanel_user, homedir_tar=homedir_tar
     )
     with unchanged(victim_folder):
-        item = run_restore(backup.snapshot, {})
+        item = run_restore(backup.snapshot, {"whole_account": True, "confirm_overwrite": True})
 
     assert item.status == QueueItem.Status.COMPLETED, (item.error, item.result)
     folder = restored_folder(item)
@@ -242,7 +242,9 @@ def test_chosen_files_and_folders_are_restored_over_the_current_ones_in_one_pass
     paths = ["public_html/index.php", "public_html/index-copy.php", "public_html/css", "odd"]
 
     with unchanged(victim_folder):
-        item = run_restore(cpanel_backup.snapshot, {"paths": paths, "target": "overwrite"})
+        item = run_restore(
+            cpanel_backup.snapshot, {"paths": paths, "target": "overwrite", "confirm_overwrite": True}
+        )
 
     assert item.status == QueueItem.Status.COMPLETED, (item.error, item.result)
     got = disk_home(home)
@@ -290,7 +292,11 @@ def test_mailbox_restore_merges_only_that_boxes_lines_into_the_shared_files(
 
     item = run_restore(
         cpanel_backup.snapshot,
-        {"parts": [{"kind": "email_accounts", "name": f"info@{domain}"}], "target": "overwrite"},
+        {
+            "parts": [{"kind": "email_accounts", "name": f"info@{domain}"}],
+            "target": "overwrite",
+            "confirm_overwrite": True,
+        },
     )
 
     assert item.status == QueueItem.Status.COMPLETED, (item.error, item.result)
@@ -318,7 +324,9 @@ def test_database_part_replaces_the_live_database(
     restore_mysql.query("INSERT INTO products VALUES (1, 'live row')", database=shop)
     restore_mysql.query("CREATE TABLE live_only (id INT)", database=shop)
 
-    item = run_restore(cpanel_backup.snapshot, {"parts": [{"kind": "databases", "name": shop}]})
+    item = run_restore(
+        cpanel_backup.snapshot, {"parts": [{"kind": "databases", "name": shop}], "confirm_overwrite": True}
+    )
 
     assert item.status == QueueItem.Status.COMPLETED, (item.error, item.result)
     for table, count in cpanel_backup.made.db_rows[shop].items():
@@ -342,7 +350,7 @@ def test_an_archive_replaced_after_indexing_is_refused_before_anything_is_writte
     )
     shutil.copyfile(tmp_path / path.name, path)
 
-    item = run_restore(cpanel_backup.snapshot, {})
+    item = run_restore(cpanel_backup.snapshot, {"whole_account": True, "confirm_overwrite": True})
 
     assert item.status == QueueItem.Status.FAILED
     assert "changed since it was indexed" in item.error
@@ -434,7 +442,9 @@ def test_hostile_archives_write_nothing_outside_the_home_folder(
         snapshot.refresh_from_db()
         before = {k: v for k, v in tree_state(tmp_path).items() if not k.startswith(b"homes/bob")}
 
-        item = run_restore(snapshot, {"target": "overwrite"})
+        item = run_restore(
+            snapshot, {"target": "overwrite", "whole_account": True, "confirm_overwrite": True}
+        )
 
         after = {k: v for k, v in tree_state(tmp_path).items() if not k.startswith(b"homes/bob")}
         assert after == before, snapshot.path

@@ -49,7 +49,7 @@ def test_full_account_restore_into_a_new_folder_is_byte_identical_and_owned_by_t
     home = Path(restore_account.home)
     expected = home_state(home)
     with unchanged(victim_folder):
-        item = run_restore(backup.snapshot, {})
+        item = run_restore(backup.snapshot, {"whole_account": True, "confirm_overwrite": True})
 
     assert item.status == QueueItem.Status.COMPLETED, (item.error, item.result)
     folder = restored_folder(item)
@@ -100,7 +100,9 @@ def test_folder_restore_over_the_current_files_brings_back_the_folder_only(
     (home / "big.bin").write_bytes(b"changed outside the restored folder")
 
     with unchanged(victim_folder):
-        item = run_restore(backup.snapshot, {"paths": ["public_html"], "target": "overwrite"})
+        item = run_restore(
+            backup.snapshot, {"paths": ["public_html"], "target": "overwrite", "confirm_overwrite": True}
+        )
 
     assert item.status == QueueItem.Status.COMPLETED, item.error
     after = home_state(home)
@@ -162,7 +164,11 @@ def test_mailbox_restore_writes_only_that_boxes_lines_of_the_shared_mail_files(
 
     item = run_restore(
         backup.snapshot,
-        {"parts": [{"kind": "email_accounts", "name": "info@example.com"}], "target": "overwrite"},
+        {
+            "parts": [{"kind": "email_accounts", "name": "info@example.com"}],
+            "target": "overwrite",
+            "confirm_overwrite": True,
+        },
     )
 
     assert item.status == QueueItem.Status.COMPLETED, (item.error, item.result)
@@ -209,7 +215,9 @@ def test_database_restore_replaces_the_live_database_with_the_backups_rows(
     restore_mysql.query("INSERT INTO posts VALUES (999, 'new', 'after the backup')", database=live_database)
     restore_mysql.query("CREATE TABLE added_later (id INT)", database=live_database)
 
-    item = run_restore(backup.snapshot, {"parts": [{"kind": "databases", "name": live_database}]})
+    item = run_restore(
+        backup.snapshot, {"parts": [{"kind": "databases", "name": live_database}], "confirm_overwrite": True}
+    )
 
     assert item.status == QueueItem.Status.COMPLETED, (item.error, item.result)
     assert rows(restore_mysql, live_database, "posts") == backed_up
@@ -258,7 +266,9 @@ def test_a_damaged_dump_fails_the_restore_and_keeps_the_live_database(
     data[len(data) // 2] ^= 0xFF
     dump.write_bytes(bytes(data))
 
-    item = run_restore(backup.snapshot, {"parts": [{"kind": "databases", "name": live_database}]})
+    item = run_restore(
+        backup.snapshot, {"parts": [{"kind": "databases", "name": live_database}], "confirm_overwrite": True}
+    )
 
     assert item.status == QueueItem.Status.FAILED
     assert live_database in item.error
@@ -294,7 +304,9 @@ def test_a_hostile_dump_cannot_create_another_database_or_grant_anything(
         restore_native_destination, restore_account, databases=[SqlDump(live_database, hostile)], home=False
     )
 
-    item = run_restore(backup.snapshot, {"parts": [{"kind": "databases", "name": live_database}]})
+    item = run_restore(
+        backup.snapshot, {"parts": [{"kind": "databases", "name": live_database}], "confirm_overwrite": True}
+    )
 
     assert item.status == QueueItem.Status.FAILED, item.result
     assert restore_mysql.list_databases(other) == []
@@ -331,7 +343,9 @@ def test_each_hostile_statement_alone_is_refused(
         backup = make_native_backup(
             restore_native_destination, restore_account, databases=[SqlDump(target, dump)], home=False
         )
-        item = run_restore(backup.snapshot, {"parts": [{"kind": "databases", "name": target}]})
+        item = run_restore(
+            backup.snapshot, {"parts": [{"kind": "databases", "name": target}], "confirm_overwrite": True}
+        )
         assert item.status == QueueItem.Status.FAILED, statement
         assert restore_mysql.list_databases(target) == [], statement  # a new database is dropped again
     assert restore_mysql.list_databases(other) == []
@@ -354,7 +368,9 @@ def test_views_and_triggers_come_back_owned_by_the_account(
     backup = _backup_with_database(restore_native_destination, restore_account, restore_mysql, live_database)
     restore_mysql.query("DROP VIEW recent", database=live_database)
 
-    item = run_restore(backup.snapshot, {"parts": [{"kind": "databases", "name": live_database}]})
+    item = run_restore(
+        backup.snapshot, {"parts": [{"kind": "databases", "name": live_database}], "confirm_overwrite": True}
+    )
 
     assert item.status == QueueItem.Status.COMPLETED, (item.error, item.result)
     owner = f"{restore_account.username}@localhost"
@@ -381,7 +397,7 @@ def test_a_backup_is_never_restored_into_another_account(
     other_home = tmp_path / "homes" / "other"
     other_home.mkdir(parents=True)
     other = Account.objects.create(username=f"{restore_account.username}x", home=str(other_home))
-    request = restore.validate_request(backup.snapshot, {})
+    request = restore.validate_request(backup.snapshot, {"whole_account": True, "confirm_overwrite": True})
     item = restore.queue_restore(backup.snapshot, request, None)
     QueueItem.objects.filter(pk=item.pk).update(account=other)
 
@@ -400,7 +416,7 @@ def test_a_backup_that_is_not_restorable_is_refused_before_anything_is_written(
 ) -> None:
     from jobs import restore
 
-    request = restore.validate_request(backup.snapshot, {})
+    request = restore.validate_request(backup.snapshot, {"whole_account": True, "confirm_overwrite": True})
     item = restore.queue_restore(backup.snapshot, request, None)
     Snapshot.objects.filter(pk=backup.snapshot.pk).update(state=Snapshot.State.UPDATING)
 

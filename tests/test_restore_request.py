@@ -62,6 +62,7 @@ def test_a_valid_request_comes_back_typed_and_normalised(snapshot: Snapshot) -> 
             "paths": ["public_html/", "public_html/index.php", "./mail//bob.com"],
             "target": "overwrite",
             "database_name": "bob_wp_copy",
+            "confirm_overwrite": True,
         },
     )
     assert request == restore.RestoreRequest(
@@ -70,8 +71,9 @@ def test_a_valid_request_comes_back_typed_and_normalised(snapshot: Snapshot) -> 
         target="overwrite",
         database_name="bob_wp_copy",
     )
-    assert restore.validate_request(snapshot, {}).everything
-    assert restore.validate_request(snapshot, {}).target == "new_folder"
+    whole = {"whole_account": True, "database_name": "", "confirm_overwrite": True}
+    assert restore.validate_request(snapshot, whole).everything
+    assert restore.validate_request(snapshot, whole).target == "new_folder"
 
 
 @pytest.mark.parametrize(
@@ -133,10 +135,10 @@ def test_several_problems_are_reported_together(snapshot: Snapshot) -> None:
 
 def test_a_backup_that_is_not_restorable_is_refused(snapshot: Snapshot) -> None:
     snapshot.flags = ["unsafe_members"]
-    assert "cannot be restored" in errors(snapshot, {})["__all__"][0]
+    assert "cannot be restored" in errors(snapshot, {"whole_account": True})["__all__"][0]
     snapshot.flags = []
     snapshot.state = Snapshot.State.INCOMPLETE
-    assert "cannot be restored" in errors(snapshot, {}, for_download=True)["__all__"][0]
+    assert "cannot be restored" in errors(snapshot, {"whole_account": True}, for_download=True)["__all__"][0]
 
 
 def test_files_need_a_home_folder_but_databases_do_not(snapshot: Snapshot) -> None:
@@ -144,8 +146,10 @@ def test_files_need_a_home_folder_but_databases_do_not(snapshot: Snapshot) -> No
     Account.objects.filter(pk=snapshot.account.pk).update(home="")
     snapshot.refresh_from_db()
     assert "no home folder" in errors(snapshot, {"paths": ["public_html"]})["__all__"][0]
-    assert "no home folder" in errors(snapshot, {})["__all__"][0]
-    request = restore.validate_request(snapshot, {"parts": [{"kind": "databases", "name": "bob_wp"}]})
+    assert "no home folder" in errors(snapshot, {"whole_account": True})["__all__"][0]
+    request = restore.validate_request(
+        snapshot, {"parts": [{"kind": "databases", "name": "bob_wp"}], "confirm_overwrite": True}
+    )
     assert request.parts == (("databases", "bob_wp"),)
     assert restore.validate_request(snapshot, {"paths": ["public_html"]}, for_download=True).paths == (
         "public_html",
@@ -162,14 +166,16 @@ def test_downloads_take_neither_a_target_nor_a_database_name(snapshot: Snapshot)
 
 
 def test_config_parts_are_skipped_by_a_restore_and_kept_by_a_download(snapshot: Snapshot) -> None:
-    request = restore.validate_request(snapshot, {})
+    request = restore.validate_request(snapshot, {"whole_account": True, "confirm_overwrite": True})
     plan = restore.build_plan(snapshot, request)
     assert plan.whole_home
     assert plan.databases == ["bob_wp", "bob_shop"]
     assert plan.db_users is None
     assert plan.skipped == [("dns_zones: bob.com", restore.CONFIG_REASON)]
     download = restore.build_plan(
-        snapshot, restore.validate_request(snapshot, {}, for_download=True), for_download=True
+        snapshot,
+        restore.validate_request(snapshot, {"whole_account": True}, for_download=True),
+        for_download=True,
     )
     assert download.config == [("dns_zones", "bob.com")]
     assert download.skipped == []
@@ -184,7 +190,9 @@ def test_queueing_creates_an_item_for_the_backups_own_account_with_the_request(s
     from django.contrib.auth import get_user_model
 
     user = get_user_model().objects.create_user("client", password="x")
-    request = restore.validate_request(snapshot, {"paths": ["public_html"], "target": "overwrite"})
+    request = restore.validate_request(
+        snapshot, {"paths": ["public_html"], "target": "overwrite", "confirm_overwrite": True}
+    )
 
     item = restore.queue_restore(snapshot, request, user)
     download = restore.queue_download(
@@ -202,7 +210,12 @@ def test_queueing_creates_an_item_for_the_backups_own_account_with_the_request(s
         snapshot,
         user,
     )
-    assert item.params == {"parts": [], "paths": ["public_html"], "target": "overwrite"}
+    assert item.params == {
+        "parts": [],
+        "paths": ["public_html"],
+        "target": "overwrite",
+        "confirm_overwrite": True,
+    }
     assert restore.validate_request(snapshot, item.params) == request
     assert download.kind == QueueItem.Kind.DOWNLOAD
     assert download.params == {"parts": [{"kind": "dns_zones", "name": "bob.com"}], "paths": []}
