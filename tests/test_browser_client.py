@@ -44,6 +44,8 @@ def test_a_client_restores_one_file_into_a_new_folder_and_another_client_cannot_
     row.locator("input[type=checkbox]").check()
     assert page.input_value("#target") == "new_folder"
     page.click("#restore-selected")
+    assert "1 file (public_html/blog/post.html) into a new folder" in page.inner_text("#restore-summary")
+    page.click("#confirm-restore")
     page.wait_for_selector('#queue-item-body[data-status="completed"]', timeout=60000)
     assert page.locator(".progress").first.get_attribute("data-progress") == "100"
     target = page.inner_text("#queue-item-result code")
