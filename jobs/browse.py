@@ -277,10 +277,10 @@ def _refused(request: HttpRequest, snapshot: Snapshot, exc: ValidationError) -> 
     for message in _messages(exc):
         messages.error(request, message)
     post = request.POST
-    request.session[CHOICE_KEY] = {
+    request.session[CHOICE_KEY] = {  # at most a page's worth: the form lists PAGE_SIZE rows
         "snapshot": snapshot.pk,
-        "parts": post.getlist("parts"),
-        "paths": post.getlist("paths"),
+        "parts": post.getlist("parts")[:PAGE_SIZE],
+        "paths": post.getlist("paths")[:PAGE_SIZE],
         "whole_account": post.get("whole_account") == "1",
         "target": post.get("target", "new_folder"),
         "database_target": post.get("database_target", "new"),

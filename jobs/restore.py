@@ -443,24 +443,20 @@ def replaced(snapshot: Snapshot, request: RestoreRequest) -> list[str]:
     return found
 
 
-def describe(snapshot: Snapshot, request: RestoreRequest, *, for_download: bool = False) -> list[str]:
-    """What running `request` will do, one line per kind of thing, for the page that asks first
-    (e.g. "3 files (…) into a new folder restore-YYYY-MM-DD-HHMMSS/ in /home/bob")."""
-    plan = build_plan(snapshot, request, for_download=for_download)
+def describe(snapshot: Snapshot, request: RestoreRequest) -> list[str]:
+    """What running restore `request` will do, one line per kind of thing, for the page that
+    asks first (e.g. "3 files (…) into a new folder restore-YYYY-MM-DD-HHMMSS/ in /home/bob")."""
+    plan = build_plan(snapshot, request)
     home = snapshot.account.home if snapshot.account is not None and snapshot.account.home else ""
     lines: list[str] = []
     if plan.wants_files:
         files = files_phrase(snapshot, plan)
-        if for_download:
-            lines.append(files)
-        elif plan.overwrite:
+        if plan.overwrite:
             lines.append(f"{files} over the current files in {home}")
         else:
             lines.append(f"{files} into a new folder {NEW_FOLDER_PATTERN} in {home}")
     for database in plan.databases:
-        if for_download:
-            lines.append(f"the dump of database {database}")
-        elif plan.database_name:
+        if plan.database_name:
             lines.append(f"database {database} into {plan.database_name} (a new database)")
         else:
             lines.append(f"database {database} over the live database {database}")
@@ -468,8 +464,6 @@ def describe(snapshot: Snapshot, request: RestoreRequest, *, for_download: bool 
         lines.append("the database users and grants of the backup")
     elif plan.db_users:
         lines.append(f"database users and grants: {', '.join(sorted(plan.db_users))}")
-    for kind, name in plan.config:
-        lines.append(part_label(kind, name))
     for label, reason in plan.skipped:
         lines.append(f"not restored: {label} ({reason})")
     return lines

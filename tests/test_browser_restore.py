@@ -129,7 +129,11 @@ def test_a_client_downloads_a_file_a_folder_and_a_database_from_the_pages(
     assert sql is not None
     assert b"CREATE TABLE `posts`" in sql
     assert b"(20,'post 20')" in sql
-    assert QueueItem.objects.filter(kind=QueueItem.Kind.DOWNLOAD, status="completed").count() == 3
+
+    screen.goto(f"{live_server.url}/accounts/{site['account'].pk}/versions/?path=notes.txt")
+    screen.click(f'tr[data-snapshot="{snapshot.pk}"] >> text=Download')
+    assert downloaded(screen, tmp_path) == {"homedir/notes.txt": b"remember the milk\n"}
+    assert QueueItem.objects.filter(kind=QueueItem.Kind.DOWNLOAD, status="completed").count() == 4
 
 
 def test_restores_ask_first_and_nothing_chosen_does_nothing(
