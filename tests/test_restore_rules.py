@@ -301,3 +301,26 @@ def test_a_refused_form_comes_back_with_the_chosen_items_ticked(
     again = browser_client.get(detail).content.decode()
     assert 'value="databases:ruxbob_wp" aria-label="select Database ruxbob_wp">' in again
     assert not QueueItem.objects.exists()
+
+
+def test_the_whole_account_from_the_page_goes_into_a_new_folder_and_a_new_database(
+    browser_client: Any, snapshot: Snapshot
+) -> None:
+    url = reverse("jobs:snapshot-restore", args=[snapshot.pk])
+    form = {"whole_account": "1", "parts": ["homedir:"], "target": "new_folder", "database_target": "new"}
+
+    page = browser_client.post(url, form).content.decode()
+
+    assert "the whole home folder into a new folder restore-YYYY-MM-DD-HHMMSS/ in /home/ruxbob" in page
+    assert "database ruxbob_wp into ruxbob_wp_restored (a new database)" in page
+    assert "not restored: dns_zones: ruxbob.com" in page
+    assert 'name="whole_account" value="1"' in page
+    assert 'name="parts"' not in page  # the whole account is sent as such, not as a list of parts
+    browser_client.post(url, {"whole_account": "1", "database_name": "ruxbob_wp_restored", "confirmed": "1"})
+    assert QueueItem.objects.get().params == {
+        "parts": [],
+        "paths": [],
+        "target": "new_folder",
+        "database_name": "ruxbob_wp_restored",
+        "whole_account": True,
+    }
