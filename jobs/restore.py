@@ -215,7 +215,7 @@ def validate_request(
 
 def _flag(data: dict[str, Any], key: str, error: Any) -> bool:
     value = data.get(key)
-    if value in (None, False):
+    if value is None or value is False:  # not `in (None, False)`: 0 == False
         return False
     if value is True:
         return True

@@ -95,7 +95,7 @@ def test_the_whole_account_is_an_explicit_choice(api: APIClient, snapshot: Snaps
     both = post(api, snapshot, "download", {"whole_account": True, "paths": ["notes.txt"]})
     assert both.status_code == 400
     assert "every part" in both.json()["whole_account"][0]
-    for not_a_boolean in ("true", 1, "yes"):
+    for not_a_boolean in ("true", 1, 0, "yes", ""):
         refused = post(api, snapshot, "download", {"whole_account": not_a_boolean})
         assert refused.status_code == 400
         assert "true or false" in refused.json()["whole_account"][0]
