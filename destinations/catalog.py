@@ -172,10 +172,12 @@ def _cache_dir(snapshot: Snapshot) -> Path:
 
 def cache_manifest(snapshot: Snapshot, manifest: native.Manifest) -> None:
     folder = _cache_dir(snapshot)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     data = manifest.encoded() or encode_manifest(manifest)  # as committed or read: no need to encode
     tmp = folder / f".{manifest.name}.tmp"
-    tmp.write_bytes(data)
+    # A manifest lists the client's file names: for the panel's user only, whatever the umask.
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as handle:
+        handle.write(data)
     tmp.replace(folder / manifest.name)
     for old in folder.iterdir():
         if old.name != manifest.name:

@@ -196,7 +196,8 @@ class TarGzWriter:
     """
 
     def __init__(self, path: Path, level: int = GZIP_LEVEL) -> None:
-        self._file = open(path, "xb")  # noqa: SIM115 - closed by close()
+        # Private whatever the umask: it holds the client's files.
+        self._file = open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")  # noqa: SIM115 - closed by close()
         self._gz = gzip.GzipFile(fileobj=self._file, mode="wb", compresslevel=level, mtime=0)
         self.offset = 0
         self.members = 0

@@ -25,7 +25,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         bindir = Path(sys.executable).parent
         log_dir: Path = settings.LOG_DIR
-        log_dir.mkdir(parents=True, exist_ok=True)
+        log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         children: list[tuple[str, subprocess.Popen[bytes]]] = []
 
         def start(name: str, argv: list[str]) -> None:
