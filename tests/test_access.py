@@ -4,6 +4,7 @@ everything else answers 404, whatever URL or id they try."""
 from __future__ import annotations
 
 import pytest
+from django.http import HttpRequest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -99,7 +100,7 @@ def foreign_kwargs(kwargs: set[str]) -> list[dict[str, object]]:
 
 
 def test_a_client_gets_404_for_every_url_with_a_foreign_id(client, world):
-    assert client.login(username="alice", password="alice-pw-1234")
+    assert client.login(request=HttpRequest(), username="alice", password="alice-pw-1234")
     api = APIClient()
     api.force_authenticate(world["alice"])
     checked = 0
@@ -125,7 +126,7 @@ def test_a_client_sees_only_their_own_things_in_lists(client, world):
     assert api.get("/api/v1/queue/").json()["count"] == 0
     for staff_only in ("/api/v1/destinations/", "/api/v1/jobs/", "/api/v1/clients/"):
         assert api.get(staff_only).status_code == 404, staff_only
-    client.login(username="alice", password="alice-pw-1234")
+    client.login(request=HttpRequest(), username="alice", password="alice-pw-1234")
     for page in ("/mine/", f"/accounts/{world['mine'].pk}/", f"/backups/{world['my_snapshot'].pk}/"):
         body = client.get(page).content.decode()
         for foreign in ("bobsite", "bobby"):

@@ -2,6 +2,7 @@
 
 import pytest
 from django.db import connection
+from django.http import HttpRequest
 from django.urls import reverse
 from rest_framework.test import APIClient
 
@@ -243,6 +244,6 @@ def test_deleting_a_destination_keeps_nothing_but_touches_no_server(admin_client
 @pytest.mark.django_db
 def test_clients_get_404_on_destination_pages(client, django_user_model):
     django_user_model.objects.create_user("carol", password="pw-carol-123")
-    client.login(username="carol", password="pw-carol-123")
+    client.login(request=HttpRequest(), username="carol", password="pw-carol-123")
     assert client.get(reverse("destinations:list")).status_code == 404
     assert client.get(reverse("destinations:create")).status_code == 404

@@ -1,0 +1,67 @@
+"""Forms of the login's second step and of the two-factor page."""
+
+from typing import Any
+
+from django import forms
+from django.contrib.auth import authenticate
+from django.http import HttpRequest
+
+from . import throttle, twofactor
+
+
+class CodeForm(forms.Form):
+    code = forms.CharField(
+        label="Code from your authenticator app",
+        min_length=6,
+        max_length=8,
+        widget=forms.TextInput(
+            attrs={
+                "autocomplete": "one-time-code",
+                "inputmode": "numeric",
+                "autofocus": True,
+                "pattern": "[0-9 ]*",
+            }
+        ),
+    )
+
+    def clean_code(self) -> str:
+        code = "".join(self.cleaned_data["code"].split())
+        if not code.isdigit():
+            raise forms.ValidationError("The code is 6 digits.")
+        return code
+
+
+class TurnOffForm(forms.Form):
+    """Turning two-factor off asks again for the password or a code: a session left open is
+    not enough. Wrong answers count toward the login throttling like wrong logins."""
+
+    password = forms.CharField(
+        required=False, widget=forms.PasswordInput(attrs={"autocomplete": "current-password"})
+    )
+    code = forms.CharField(
+        label="or a code from your app",
+        required=False,
+        max_length=8,
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
+    )
+
+    def __init__(self, request: HttpRequest, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.request = request
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        user: Any = self.request.user
+        password, code = data.get("password"), "".join((data.get("code") or "").split())
+        if not password and not code:
+            raise forms.ValidationError("Enter your password or a code from your app.")
+        if password:
+            # Through authenticate(), so that django-axes counts and locks it like a login.
+            ok = authenticate(self.request, username=user.get_username(), password=password) is not None
+        else:
+            ok = twofactor.check_code(user, code) is not None
+            if not ok:
+                throttle.count_failure(self.request, user.get_username())
+        if not ok:
+            raise forms.ValidationError("That password or code is not right.")
+        return data
