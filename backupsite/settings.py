@@ -130,7 +130,9 @@ AUTHENTICATION_BACKENDS = [
 AXES_FAILURE_LIMIT = env_int("BACKUPSITE_LOGIN_FAILURE_LIMIT", 10, minimum=1, maximum=1000)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("BACKUPSITE_LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
-AXES_RESET_ON_SUCCESS = True
+# A success does not wipe the count: one client's own login between guesses must not reset
+# the address's failures. Failures expire AXES_COOLOFF_TIME after the last one.
+AXES_RESET_ON_SUCCESS = False
 AXES_CLIENT_IP_CALLABLE = "backupsite.throttle.client_ip"
 AXES_LOCKOUT_CALLABLE = "backupsite.throttle.lockout_response"
 AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "password", "code"]

@@ -270,9 +270,10 @@ def client_delete(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def password_change(request: HttpRequest) -> HttpResponse:
     from django.contrib.auth import update_session_auth_hash
-    from django.contrib.auth.forms import PasswordChangeForm
 
-    form = PasswordChangeForm(request.user, request.POST or None)  # type: ignore[arg-type]
+    from backupsite.forms import ThrottledPasswordChangeForm
+
+    form = ThrottledPasswordChangeForm(request, request.user, request.POST or None)
     if request.method == "POST" and form.is_valid():
         user = form.save()
         update_session_auth_hash(request, user)

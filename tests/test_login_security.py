@@ -68,6 +68,17 @@ def test_failures_count_per_username_and_per_address_separately(client, users):
     assert logged_in_as(client) == users["bob"]
 
 
+def test_a_successful_login_between_guesses_does_not_reset_the_address(client, users):
+    """GIVEN 9 guesses at other accounts from one address WHEN bob logs in to his own account
+    from there (and out again) THEN one more guess locks the address all the same."""
+    for n in range(9):
+        log_in(client, f"guess{n}", "wrong", "10.0.0.5")
+    assert log_in(client, "bob", "bob-pw-1234", "10.0.0.5").status_code == 302
+    client.logout()
+    assert log_in(client, "guess9", "wrong", "10.0.0.5").status_code == 429
+    assert log_in(client, "bob", "bob-pw-1234", "10.0.0.5").status_code == 429
+
+
 def test_a_client_cannot_choose_its_address_with_x_forwarded_for(client, users):
     """GIVEN no proxy WHEN one connection sends 10 wrong passwords, each with another made-up
     X-Forwarded-For THEN they all count against its real address."""
@@ -89,6 +100,29 @@ def test_behind_the_proxy_the_address_is_the_hop_the_proxy_added(client, users, 
     assert locked.status_code == 429
     other = log_in(client, "bob", "bob-pw-1234", "127.0.0.1", HTTP_X_FORWARDED_FOR="203.0.113.6")
     assert other.status_code == 302
+
+
+def test_wrong_old_passwords_on_the_password_page_count_toward_the_lockout(client, users):
+    """A session left open is no way around the throttling: 10 wrong old passwords lock."""
+    client.force_login(users["alice"])
+    change = {"new_password1": "a-new-pw-5678!", "new_password2": "a-new-pw-5678!"}
+    for _ in range(9):
+        answer = client.post(
+            reverse("jobs:password"), {"old_password": "wrong", **change}, REMOTE_ADDR="10.0.0.8"
+        )
+        assert answer.status_code == 200
+    assert (
+        client.post(
+            reverse("jobs:password"), {"old_password": "wrong", **change}, REMOTE_ADDR="10.0.0.8"
+        ).status_code
+        == 429
+    )
+    right = client.post(
+        reverse("jobs:password"), {"old_password": "alice-pw-1234", **change}, REMOTE_ADDR="10.0.0.8"
+    )
+    assert right.status_code == 429
+    users["alice"].refresh_from_db()
+    assert users["alice"].check_password("alice-pw-1234")
 
 
 def test_an_admin_unlocks_a_username_with_the_command(client, users):
