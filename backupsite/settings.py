@@ -120,8 +120,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 # Every password check goes through authenticate(), so django-axes' backend sees them all:
-# the panel's login, /admin/ (which sends its login to the panel's) and Django's password
-# views. Failures are counted per username and, separately, per address: a guessing run
+# the panel's login, /admin/ (which sends its login to the panel's), the login's code step
+# and the password page. Failures are counted per username and, separately, per address: a guessing run
 # locks the account from everywhere, and one address cannot walk through many accounts.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",

@@ -177,6 +177,7 @@ def cache_manifest(snapshot: Snapshot, manifest: native.Manifest) -> None:
     tmp = folder / f".{manifest.name}.tmp"
     # A manifest lists the client's file names: for the panel's user only, whatever the umask.
     with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as handle:
+        os.fchmod(handle.fileno(), 0o600)  # a leftover .tmp keeps its old mode otherwise
         handle.write(data)
     tmp.replace(folder / manifest.name)
     for old in folder.iterdir():
