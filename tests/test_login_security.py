@@ -267,3 +267,18 @@ def test_turning_two_factor_off_asks_for_the_password_or_a_code(client, users):
     client.logout()
     assert log_in(client, "root", "root-pw-1234").status_code == 302
     assert logged_in_as(client) == users["root"]
+
+
+def test_the_api_token_of_an_admin_with_two_factor_still_works_and_a_session_without_code_does_not(
+    client, users
+):
+    """Token auth takes no password (it is its own secret); a session cookie that gave no code
+    is logged out on the API too."""
+    from rest_framework.authtoken.models import Token
+
+    turn_on(client, users["root"])
+    token = Token.objects.create(user=users["root"])
+    assert client.get("/api/v1/destinations/", HTTP_AUTHORIZATION=f"Token {token.key}").status_code == 200
+    client.force_login(users["root"])
+    assert client.get("/api/v1/destinations/").status_code in (401, 403)
+    assert logged_in_as(client) is None
