@@ -282,3 +282,10 @@ def test_the_api_token_of_an_admin_with_two_factor_still_works_and_a_session_wit
     client.force_login(users["root"])
     assert client.get("/api/v1/destinations/").status_code in (401, 403)
     assert logged_in_as(client) is None
+
+
+def test_an_admin_who_lost_the_app_gets_two_factor_turned_off_on_the_server(client, users):
+    turn_on(client, users["root"])
+    call_command("twofactor_off", "root")
+    assert log_in(client, "root", "root-pw-1234").status_code == 302
+    assert logged_in_as(client) == users["root"]
