@@ -14,6 +14,7 @@ urlpatterns = [
     path("account/two-factor/", views.two_factor, name="two-factor"),
     # The admin logs in through the panel's login: one form, throttled, with the code step.
     path("admin/login/", RedirectView.as_view(pattern_name="login", query_string=True)),
+    path("preferences/", views.preferences, name="preferences"),
     path("admin/", admin.site.urls),
     path("destinations/", include("destinations.urls")),
     path("", include("jobs.urls")),

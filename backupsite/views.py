@@ -12,7 +12,8 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django_otp import login as otp_login
 
 from . import throttle, twofactor
-from .forms import CodeForm, TurnOffForm
+from .forms import CodeForm, PreferencesForm, TurnOffForm
+from .models import Preferences
 
 
 @login_required
@@ -92,3 +93,17 @@ def two_factor(request: HttpRequest) -> HttpResponse:
         "nav": "two-factor",
     }
     return render(request, "registration/two_factor.html", context)
+
+
+@login_required
+def preferences(request: HttpRequest) -> HttpResponse:
+    """The user's own settings (admins and clients alike): for now, the time zone."""
+    instance = Preferences.objects.filter(user=request.user).first() or Preferences(user=request.user)  # type: ignore[misc]
+    form = PreferencesForm(request.POST or None, instance=instance)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, "Your preferences were saved.")
+        return redirect("preferences")
+    return render(
+        request, "backupsite/preferences.html", {"form": form, "title": "Preferences", "nav": "preferences"}
+    )

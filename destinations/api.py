@@ -1,6 +1,7 @@
 from typing import Any
 
 from django.db.models import ProtectedError
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import permissions, serializers, status, viewsets
@@ -11,7 +12,7 @@ from rest_framework.response import Response
 
 from backupsite.api import ModelCleanSerializer
 
-from . import validate
+from . import validate, validated
 from .models import Destination
 
 
@@ -48,11 +49,13 @@ class DestinationSerializer(ModelCleanSerializer):
 
     def update(self, instance: Destination, validated_data: dict[str, Any]) -> Destination:
         password = validated_data.pop("password", "")
+        before = validated.digest(instance)
         for name, value in validated_data.items():
             setattr(instance, name, value)
         if password:
             instance.set_password(password)
         instance.save()
+        validated.after_save({}, instance, before=before)
         return instance
 
 
@@ -104,6 +107,7 @@ class DestinationViewSet(viewsets.ModelViewSet):
         """Run the checks now (not queued, one attempt per step) against the saved settings."""
         destination = self.get_object()
         report = validate.run(destination.ftp_settings(), read_only=destination.read_only)
+        validated.record(destination.pk, timezone.now(), report.ok)
         return Response(report.as_dict())
 
     @extend_schema(request=None, responses={202: OpenApiTypes.OBJECT})

@@ -4,10 +4,12 @@ from crispy_forms.helper import FormHelper
 from crispy_forms.layout import HTML, Div, Fieldset, Layout
 from django import forms
 
+from backupsite.forms import ModelLimitsMixin
+
 from .models import Destination, Engine
 
 
-class DestinationForm(forms.ModelForm):
+class DestinationForm(ModelLimitsMixin, forms.ModelForm):
     """The destination page. The password is write-only: never rendered back, blank = unchanged."""
 
     password = forms.CharField(

@@ -133,6 +133,9 @@ class Destination(models.Model):
         "jobs.QueueItem", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", editable=False
     )
     last_reindex = models.DateTimeField(null=True, blank=True, editable=False)
+    # The last Validate of exactly the saved settings (destinations.validated keeps it true).
+    validated_at = models.DateTimeField(null=True, blank=True, editable=False)
+    validated_ok = models.BooleanField(null=True, blank=True, editable=False)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 

@@ -6,7 +6,7 @@ from django.views.decorators.http import require_POST
 
 from backupsite.access import is_htmx, staff_required
 
-from . import reindex, validate
+from . import reindex, validate, validated
 from .forms import DestinationForm
 from .models import Destination, Snapshot
 
@@ -31,6 +31,7 @@ def destination_create(request: HttpRequest) -> HttpResponse:
     form = DestinationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         destination = form.save()
+        validated.after_save(request.session, destination, before=None)
         _saved_message(request, destination, "saved")
         return redirect("destinations:edit", pk=destination.pk)
     return render(request, "destinations/form.html", {"form": form, "destination": None})
@@ -39,9 +40,11 @@ def destination_create(request: HttpRequest) -> HttpResponse:
 @staff_required
 def destination_edit(request: HttpRequest, pk: int) -> HttpResponse:
     destination = get_object_or_404(Destination, pk=pk)
+    before = validated.digest(destination)  # the form writes into the instance
     form = DestinationForm(request.POST or None, instance=destination)
     if request.method == "POST" and form.is_valid():
         destination = form.save()
+        validated.after_save(request.session, destination, before=before)
         _saved_message(request, destination, "saved")
         return redirect("destinations:edit", pk=destination.pk)
     context = {"form": form, "destination": destination, **_status_context(destination)}
@@ -107,13 +110,19 @@ def destination_delete(request: HttpRequest, pk: int) -> HttpResponse:
 def destination_validate(request: HttpRequest) -> HttpResponse:
     """Validate what the form holds now, saved or not (htmx partial)."""
     instance = None
+    saved_digest = None
     pk = request.POST.get("destination_id", "")
     if pk.isdigit():
         instance = get_object_or_404(Destination, pk=int(pk))
+        saved_digest = validated.digest(instance)  # before the form writes into it
     form = DestinationForm(request.POST, instance=instance)
     if not form.is_valid():
-        context = {"form_errors": form.errors}
-        return render(request, "destinations/_validate.html", context)
+        return render(request, "destinations/_validate.html", {"form_errors": form.errors})
     candidate = form.save(commit=False)
     report = validate.run(candidate.ftp_settings(), read_only=candidate.read_only)
-    return render(request, "destinations/_validate.html", {"report": report})
+    recorded = validated.remember(request.session, candidate, report.ok, saved_digest=saved_digest)
+    context = {
+        "report": report,
+        "destination": Destination.objects.get(pk=candidate.pk) if recorded else None,
+    }
+    return render(request, "destinations/_validate.html", context)

@@ -16,6 +16,7 @@ from destinations.models import Destination, Snapshot
 
 from . import backup, queue, snapshots
 from .models import Account, BackupJob, QueueItem
+from .validators import home_warnings
 
 # --- browsing, restore and download ------------------------------------------------------------
 
@@ -53,6 +54,10 @@ class VersionSerializer(serializers.Serializer):
     size = serializers.IntegerField()
     mtime = serializers.DateTimeField(allow_null=True)
     entry_type = serializers.CharField()
+    group = serializers.IntegerField(
+        help_text="Rows with the same group hold the same version (type, size, modification time), "
+        "in consecutive backups; 1 is the newest version."
+    )
 
 
 def _entry_json(entry: Any) -> dict[str, Any]:
@@ -76,9 +81,16 @@ class AccountSerializer(ModelCleanSerializer):
         help_text="Username of the client who owns this account, or null.",
     )
 
+    warnings = serializers.SerializerMethodField(
+        help_text="What is odd but allowed, e.g. a home folder that does not exist on this server."
+    )
+
     class Meta:
         model = Account
-        fields = ["id", "username", "home", "databases", "owner"]
+        fields = ["id", "username", "home", "databases", "owner", "warnings"]
+
+    def get_warnings(self, account: Account) -> list[str]:
+        return home_warnings(account.home)
 
 
 class StaffWritePermission(IsStaff):
@@ -128,6 +140,7 @@ class AccountViewSet(viewsets.ModelViewSet):
                 "size": row["entry"].size,
                 "mtime": datetime.fromtimestamp(row["entry"].mtime, tz=UTC) if row["entry"].mtime else None,
                 "entry_type": row["entry"].type,
+                "group": row["group"],
             }
             for row in versions(request.user, account, path)
         ]

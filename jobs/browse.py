@@ -143,25 +143,54 @@ def file_versions(request: HttpRequest, pk: int) -> HttpResponse:
         path = listing.normalise(request.GET.get("path", ""))
     except ValueError:
         raise Http404 from None
-    rows = versions(request.user, account, path)
+    rows = version_groups(versions(request.user, account, path))
     return render(
         request, "browse/versions.html", {"account": account, "path": path, "rows": rows, "nav": "mine"}
     )
 
 
 def versions(user: Any, account: Any, path: str) -> list[dict[str, Any]]:
-    """The entry at `path` in every backup of `account` the user may see, newest first."""
+    """The entry at `path` in every backup of `account` the user may see, newest first.
+
+    Each row has a `group`: consecutive backups that hold the same version of the file
+    (same type, size and modification time: the listings keep no content hash) share one,
+    numbered from 1 for the newest version.
+    """
     rows: list[dict[str, Any]] = []
     if not path:
         return rows
+    group, previous = 0, None
     for snapshot in access.visible_snapshots(user).filter(account=account).order_by("-created"):
         entry = listing.lookup(snapshot.listing_root, path) if snapshot.listing_root else None
         if entry is None:
+            previous = None  # a backup without the file splits the run
             continue
+        identity = (entry.type, entry.size, entry.mtime, entry.target)
+        if identity != previous:
+            group += 1
+            previous = identity
         rows.append(
-            {"snapshot": snapshot, "entry": entry, "mtime": datetime.fromtimestamp(entry.mtime, tz=UTC)}
+            {
+                "snapshot": snapshot,
+                "entry": entry,
+                "mtime": datetime.fromtimestamp(entry.mtime, tz=UTC),
+                "group": group,
+            }
         )
     return rows
+
+
+def version_groups(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of `versions` as one item per version: its newest and oldest backup and how
+    many backups hold it, for a page that shows "same in 5 backups"."""
+    groups: list[dict[str, Any]] = []
+    for row in rows:
+        if groups and groups[-1]["group"] == row["group"]:
+            groups[-1]["rows"].append(row)
+            groups[-1]["oldest"] = row["snapshot"]
+        else:
+            groups.append({**row, "rows": [row], "newest": row["snapshot"], "oldest": row["snapshot"]})
+    return groups
 
 
 CHOICE_KEY = "restore_choice"  # the session's copy of a refused form, to show it again

@@ -5,11 +5,12 @@ from crispy_forms.layout import HTML, Div, Fieldset, Layout
 from django import forms
 from django.contrib.auth import get_user_model
 
+from backupsite.forms import ModelLimitsMixin
 from destinations.models import Destination, Engine
 from destinations.validators import parse_cron
 
 from .models import Account, BackupJob
-from .validators import JUNK_EXCLUDES
+from .validators import JUNK_EXCLUDES, home_warnings
 
 
 class LinesField(forms.CharField):
@@ -27,7 +28,7 @@ class LinesField(forms.CharField):
         return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-class AccountForm(forms.ModelForm):
+class AccountForm(ModelLimitsMixin, forms.ModelForm):
     databases = LinesField(
         required=False,
         help_text="One database per line. Empty: every database named USERNAME_* (as cPanel names them).",
@@ -47,6 +48,12 @@ class AccountForm(forms.ModelForm):
         self.helper = FormHelper()
         self.helper.form_tag = False
 
+    @property
+    def warnings(self) -> list[str]:
+        """Not errors: the form saves anyway (see validators.home_warnings)."""
+        home = self.cleaned_data.get("home") if hasattr(self, "cleaned_data") else self.initial.get("home")
+        return home_warnings(str(home or ""))
+
 
 SCHEDULE_KINDS = [
     ("manual", "Only when run by hand"),
@@ -62,7 +69,7 @@ WEEKDAYS = [
 ]
 
 
-class BackupJobForm(forms.ModelForm):
+class BackupJobForm(ModelLimitsMixin, forms.ModelForm):
     """A backup job. The schedule is picked as hourly/daily/weekly/monthly/cron and stored as cron."""
 
     excludes = LinesField(
@@ -215,7 +222,7 @@ class BackupJobForm(forms.ModelForm):
         return data
 
 
-class ClientForm(forms.ModelForm):
+class ClientForm(ModelLimitsMixin, forms.ModelForm):
     """An admin creates or edits a client: login, email, password, and the accounts it owns."""
 
     password = forms.CharField(

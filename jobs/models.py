@@ -177,6 +177,9 @@ class QueueItem(models.Model):
     bytes_total = models.BigIntegerField(default=0)
     files_done = models.BigIntegerField(default=0)
     files_total = models.BigIntegerField(default=0)
+    # The part of bytes_done/files_done an incremental run kept without sending it again.
+    bytes_unchanged = models.BigIntegerField(default=0)
+    files_unchanged = models.BigIntegerField(default=0)
     log = models.JSONField(default=list, blank=True)
     error = models.TextField(blank=True)
     result = models.JSONField(default=dict, blank=True)

@@ -161,6 +161,8 @@ class Reporter:
         files_done: int | None = None,
         files_total: int | None = None,
         progress: int | None = None,
+        bytes_unchanged: int | None = None,
+        files_unchanged: int | None = None,
     ) -> None:
         with self._lock:
             for name, value in (
@@ -168,6 +170,8 @@ class Reporter:
                 ("bytes_total", bytes_total),
                 ("files_done", files_done),
                 ("files_total", files_total),
+                ("bytes_unchanged", bytes_unchanged),
+                ("files_unchanged", files_unchanged),
             ):
                 if value is not None and getattr(self.item, name) != value:
                     setattr(self.item, name, value)
@@ -293,13 +297,26 @@ class EngineProgress:
         self.reporter = reporter
         self.base_bytes = 0
         self.base_files = 0
+        self.base_bytes_unchanged = 0
+        self.base_files_unchanged = 0
 
-    def progress(self, *, bytes_done: int, bytes_total: int, files_done: int, files_total: int) -> None:
+    def progress(
+        self,
+        *,
+        bytes_done: int,
+        bytes_total: int,
+        files_done: int,
+        files_total: int,
+        bytes_unchanged: int = 0,
+        files_unchanged: int = 0,
+    ) -> None:
         self.reporter.update(
             bytes_done=self.base_bytes + bytes_done,
             bytes_total=self.base_bytes + bytes_total,
             files_done=self.base_files + files_done,
             files_total=self.base_files + files_total,
+            bytes_unchanged=self.base_bytes_unchanged + bytes_unchanged,
+            files_unchanged=self.base_files_unchanged + files_unchanged,
         )
 
     def log(self, message: str, *, level: str = "info") -> None:
@@ -311,3 +328,5 @@ class EngineProgress:
     def stage_done(self) -> None:
         self.base_bytes = self.reporter.item.bytes_done
         self.base_files = self.reporter.item.files_done
+        self.base_bytes_unchanged = self.reporter.item.bytes_unchanged
+        self.base_files_unchanged = self.reporter.item.files_unchanged

@@ -67,3 +67,18 @@ def validate_excludes(value: list[str]) -> None:
             fnmatch.translate(pattern)
         except re.error as exc:  # pragma: no cover - translate rarely raises
             raise ValidationError(f"{pattern!r} is not a valid pattern: {exc}") from None
+
+
+def home_warnings(home: str) -> list[str]:
+    """What is odd about a home folder without making it invalid: an account may be set up
+    before its folder exists (or describe one only found in backups), but a typo should not
+    go unnoticed until the first backup fails."""
+    if not home:
+        return []
+    if not os.path.exists(home):
+        return [
+            f"The home folder {home} does not exist on this server: backups of its files fail until it does."
+        ]
+    if not os.path.isdir(home):
+        return [f"{home} is not a folder: backups of its files fail until it is."]
+    return []

@@ -3,7 +3,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import ProtectedError
+from django.db.models import OuterRef, ProtectedError, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -29,6 +29,8 @@ def account_create(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         account = form.save()
         messages.success(request, f"Account {account.username} saved.")
+        for warning in form.warnings:
+            messages.warning(request, warning)
         return redirect("jobs:accounts")
     return render(request, "jobs/form.html", {"form": form, "title": "New account", "nav": "accounts"})
 
@@ -40,6 +42,8 @@ def account_edit(request: HttpRequest, pk: int) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         form.save()
         messages.success(request, f"Account {account.username} saved.")
+        for warning in form.warnings:
+            messages.warning(request, warning)
         return redirect("jobs:accounts")
     return render(
         request, "jobs/form.html", {"form": form, "title": f"Account {account.username}", "nav": "accounts"}
@@ -69,8 +73,15 @@ def account_delete(request: HttpRequest, pk: int) -> HttpResponse:
 
 @staff_required
 def job_list(request: HttpRequest) -> HttpResponse:
-    jobs = BackupJob.objects.select_related("destination", "running").prefetch_related("accounts")
-    return render(request, "jobs/jobs.html", {"jobs": jobs, "nav": "jobs"})
+    last_run = QueueItem.objects.filter(job=OuterRef("pk"), kind=QueueItem.Kind.BACKUP).order_by("-created")
+    jobs = list(
+        BackupJob.objects.select_related("destination", "running")
+        .prefetch_related("accounts")
+        .annotate(last_run_id=Subquery(last_run.values("pk")[:1]))
+    )
+    runs = QueueItem.objects.in_bulk([job.last_run_id for job in jobs if job.last_run_id])
+    rows = [{"job": job, "last_run": runs.get(job.last_run_id)} for job in jobs]
+    return render(request, "jobs/jobs.html", {"rows": rows, "nav": "jobs"})
 
 
 @staff_required
@@ -280,5 +291,5 @@ def password_change(request: HttpRequest) -> HttpResponse:
         messages.success(request, "Your password was changed.")
         return redirect("home")
     return render(
-        request, "jobs/form.html", {"form": form, "title": "Change your password", "nav": "password"}
+        request, "jobs/password.html", {"form": form, "title": "Change your password", "nav": "password"}
     )

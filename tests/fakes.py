@@ -286,7 +286,16 @@ class Recorder:
         self.polls = 0
         self.abort_after = abort_after
 
-    def progress(self, *, bytes_done: int, bytes_total: int, files_done: int, files_total: int) -> None:
+    def progress(
+        self,
+        *,
+        bytes_done: int,
+        bytes_total: int,
+        files_done: int,
+        files_total: int,
+        bytes_unchanged: int = 0,
+        files_unchanged: int = 0,
+    ) -> None:
         self.updates.append((bytes_done, bytes_total, files_done, files_total))
 
     def log(self, message: str, *, level: str = "info") -> None:

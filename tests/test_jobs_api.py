@@ -227,6 +227,9 @@ def test_api_accounts_have_the_documented_fields(api, django_user_model):
         "home": "/home/alice",
         "databases": [],
         "owner": "carol",
+        "warnings": [
+            "The home folder /home/alice does not exist on this server: backups of its files fail until it does."
+        ],
     }
     assert Account.objects.get(username="alice").owner == carol
     bad = api.post("/api/v1/accounts/", {"username": "Bad Name", "home": "relative"}, format="json")

@@ -94,10 +94,21 @@ class ProgressSink(Protocol):
     """Where the engine reports. Always called from the thread that called the engine.
 
     `progress` is called at most a few times a second; `abort_requested` is polled between
-    files and packs (at most every ~0.5 s, so it may hit the database).
+    files and packs (at most every ~0.5 s, so it may hit the database). The `*_unchanged`
+    counts are the part of `*_done` an incremental run kept from the previous backup without
+    sending it again, so a page can say "1.2 KiB sent, 21.0 MiB unchanged".
     """
 
-    def progress(self, *, bytes_done: int, bytes_total: int, files_done: int, files_total: int) -> None: ...
+    def progress(
+        self,
+        *,
+        bytes_done: int,
+        bytes_total: int,
+        files_done: int,
+        files_total: int,
+        bytes_unchanged: int = 0,
+        files_unchanged: int = 0,
+    ) -> None: ...
 
     def log(self, message: str, *, level: str = "info") -> None: ...
 
@@ -110,7 +121,16 @@ class NullProgress:
     def __init__(self) -> None:
         self.lines: list[tuple[str, str]] = []
 
-    def progress(self, *, bytes_done: int, bytes_total: int, files_done: int, files_total: int) -> None:
+    def progress(
+        self,
+        *,
+        bytes_done: int,
+        bytes_total: int,
+        files_done: int,
+        files_total: int,
+        bytes_unchanged: int = 0,
+        files_unchanged: int = 0,
+    ) -> None:
         pass
 
     def log(self, message: str, *, level: str = "info") -> None:

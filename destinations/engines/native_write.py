@@ -125,6 +125,8 @@ class _Reporter:
         self.bytes_total = 0
         self.files_done = 0
         self.files_total = 0
+        self.bytes_unchanged = 0  # part of bytes_done kept from the previous backup, not sent
+        self.files_unchanged = 0
         self._last_tick = 0.0
         self._last_abort = time.monotonic()
         self.skipped_logged = 0
@@ -138,6 +140,8 @@ class _Reporter:
                 bytes_total=max(self.bytes_total, self.bytes_done),
                 files_done=self.files_done,
                 files_total=max(self.files_total, self.files_done),
+                bytes_unchanged=self.bytes_unchanged,
+                files_unchanged=self.files_unchanged,
             )
 
     def check_abort(self, *, force: bool = False) -> None:
@@ -803,6 +807,7 @@ class _Run:
         job.chunks.extend(kept)
         job.size = kept_bytes
         self.reporter.bytes_done += kept_bytes
+        self.reporter.bytes_unchanged += kept_bytes
         self.kept_prefix_bytes += kept_bytes
         return kept_digest
 
@@ -1124,6 +1129,8 @@ def write_backup(
         reporter.bytes_total = tree.bytes
         reporter.files_done = len(plan.reused)
         reporter.bytes_done = sum(entry.size for entry in plan.reused.values())
+        reporter.files_unchanged = reporter.files_done
+        reporter.bytes_unchanged = reporter.bytes_done
         reporter.log(
             f"{tree.files} files, {tree.bytes} bytes in {home}; {len(plan.jobs)} files to store, "
             f"{len(plan.reused)} unchanged"
