@@ -63,7 +63,8 @@ def next_run(expression: str, after: datetime, tz: str | None = None) -> datetim
                     if (hour, minute) < (first.hour, first.minute):
                         continue
                     moment = datetime.combine(day, time(hour, minute), tzinfo=zone)
-                    # A wall time skipped by a DST change does not exist: beat fires after it.
+                    # A wall time a DST change skips reads with the offset before the change
+                    # (02:30 on the spring day is 03:30 summer time), as zoneinfo reads it.
                     if moment.astimezone(zoneinfo.ZoneInfo("UTC")) > after:
                         return moment
         day += timedelta(days=1)
