@@ -1,0 +1,39 @@
+"""A real incremental run (pure-ftpd) counts what it kept apart from what it sent, and the
+queue page says so: "1.2 KiB sent, 21.0 MiB unchanged" rather than "21.0 MiB of 21.0 MiB"."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from jobs.templatetags.humanize_bytes import human_bytes
+from tests.fixtures_jobs import make_job, run_job
+
+pytestmark = [pytest.mark.peer, pytest.mark.django_db(transaction=True)]
+
+
+def test_an_incremental_run_reports_sent_and_unchanged_bytes(
+    client, django_user_model, native_destination, home_account
+):
+    job = make_job(native_destination, home_account, retention=1)
+    first = run_job(job)
+    assert first.status == "completed", first.error
+    assert first.bytes_unchanged == 0, "a first run sends everything"
+    assert first.bytes_done > 1_000_000
+
+    changed = Path(home_account.home) / "public_html" / "page0.php"
+    changed.write_text(changed.read_text() + "// edited\n")
+    second = run_job(job)
+    assert second.status == "completed", second.error
+    sent = second.bytes_done - second.bytes_unchanged
+    assert 0 < sent < 100_000, "only the edited file went to the destination"
+    assert second.bytes_unchanged > first.bytes_done - 100_000
+    assert second.files_unchanged == second.files_total - 1
+
+    django_user_model.objects.create_superuser("pages-progress", password="pages-progress-pw-1")
+    client.login(username="pages-progress", password="pages-progress-pw-1")
+    body = client.get(f"/queue/{second.pk}/").content.decode()
+    expected = f"{human_bytes(sent)} sent, {human_bytes(second.bytes_unchanged)} unchanged"
+    assert expected in body
+    assert f"({second.files_unchanged} unchanged)" in body
