@@ -118,7 +118,9 @@ def test_next_run_follows_celerys_reading_of_the_expression():
     # Celery's crontab wants day of month AND day of week: the next Monday the 1st.
     assert cron.next_run("0 3 1 * mon", after, "UTC") == datetime(2027, 2, 1, 3, 0, tzinfo=UTC)
     assert cron.next_run("0 0 30 2 *", after, "UTC") is None, "30 February never comes"
-    assert cron.next_run("35 3 * * *", after, "UTC") == datetime(2026, 12, 5, 3, 35, tzinfo=UTC), "strictly after"
+    assert cron.next_run("35 3 * * *", after, "UTC") == datetime(2026, 12, 5, 3, 35, tzinfo=UTC), (
+        "strictly after"
+    )
     assert cron.next_run("", after) is None
 
 
@@ -126,11 +128,14 @@ def test_next_run_is_in_the_servers_time_zone_across_a_dst_change():
     # 2026-03-29 in Berlin: 02:00-03:00 does not exist; 02:30 reads with the winter offset.
     after = datetime(2026, 3, 28, 12, 0, tzinfo=UTC)
     berlin = cron.next_run("30 2 * * *", after, "Europe/Berlin")
-    assert berlin is not None and berlin.astimezone(UTC) == datetime(2026, 3, 29, 1, 30, tzinfo=UTC)
+    assert berlin is not None
+    assert berlin.astimezone(UTC) == datetime(2026, 3, 29, 1, 30, tzinfo=UTC)
     autumn = cron.next_run("30 2 * * *", datetime(2026, 10, 24, 12, 0, tzinfo=UTC), "Europe/Berlin")
-    assert autumn is not None and autumn.astimezone(UTC) == datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
+    assert autumn is not None
+    assert autumn.astimezone(UTC) == datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
     ordinary = cron.next_run("0 4 * * *", after, "Europe/Berlin")
-    assert ordinary is not None and ordinary.astimezone(UTC) == datetime(2026, 3, 29, 2, 0, tzinfo=UTC)
+    assert ordinary is not None
+    assert ordinary.astimezone(UTC) == datetime(2026, 3, 29, 2, 0, tzinfo=UTC)
 
 
 def test_the_jobs_list_shows_schedule_in_words_next_run_and_last_run(client, admin, destination, settings):
@@ -147,16 +152,19 @@ def test_the_jobs_list_shows_schedule_in_words_next_run_and_last_run(client, adm
     assert row is not None
     cells = row.group(1)
     assert "At 02:00 (server time, UTC)" in cells
-    assert "<code class=\"small\">0 2 * * *</code>" in cells
+    assert '<code class="small">0 2 * * *</code>' in cells
     next_cell = re.search(r'class="job-next-run">(.*?)</td>', cells, re.S)
-    assert next_cell is not None and "<time datetime=" in next_cell.group(1)
+    assert next_cell is not None
+    assert "<time datetime=" in next_cell.group(1)
     assert re.search(r"in \d+ (hour|minute)s?", next_cell.group(1))
     last_cell = re.search(r'class="job-last-run">(.*?)</td>', cells, re.S)
     assert last_cell is not None
     assert f'href="/queue/{newer.pk}/"' in last_cell.group(1)
     assert "Completed" in last_cell.group(1)
     other = re.search(rf'<tr data-job="{never.pk}">(.*?)</tr>', body, re.S)
-    assert other is not None and "never run" in other.group(1) and "only when run by hand" in other.group(1)
+    assert other is not None
+    assert "never run" in other.group(1)
+    assert "only when run by hand" in other.group(1)
 
 
 def test_every_backup_in_a_list_links_to_it(client, admin, destination):
@@ -182,7 +190,8 @@ def test_a_validate_of_the_saved_settings_is_recorded_and_a_change_forgets_it(de
     saved = validated.digest(destination)
     assert validated.remember(session, destination, True, saved_digest=saved) is True
     destination.refresh_from_db()
-    assert destination.validated_ok is True and destination.validated_at is not None
+    assert destination.validated_ok is True
+    assert destination.validated_at is not None
     assert "pw-1" not in repr(session), "the session keeps a keyed digest, not the password"
 
     changed = Destination.objects.get(pk=destination.pk)
@@ -190,7 +199,8 @@ def test_a_validate_of_the_saved_settings_is_recorded_and_a_change_forgets_it(de
     changed.save()
     validated.after_save({}, changed, before=saved)
     changed.refresh_from_db()
-    assert changed.validated_at is None and changed.validated_ok is None
+    assert changed.validated_at is None
+    assert changed.validated_ok is None
 
 
 def test_validating_unsaved_settings_records_nothing_until_they_are_saved(destination):
@@ -204,7 +214,8 @@ def test_validating_unsaved_settings_records_nothing_until_they_are_saved(destin
     candidate.save()  # the admin saves what they validated
     validated.after_save(session, candidate, before=saved)
     candidate.refresh_from_db()
-    assert candidate.validated_ok is False and candidate.validated_at is not None
+    assert candidate.validated_ok is False
+    assert candidate.validated_at is not None
 
 
 def test_a_new_password_counts_as_other_settings(destination):
@@ -216,14 +227,21 @@ def test_a_new_password_counts_as_other_settings(destination):
 def test_the_destination_list_and_page_show_the_last_validation(client, admin, destination):
     client.force_login(admin)
     assert "not with these settings" in client.get("/destinations/").content.decode()
-    assert "Not validated with these settings yet." in client.get(f"/destinations/{destination.pk}/").content.decode()
+    assert (
+        "Not validated with these settings yet."
+        in client.get(f"/destinations/{destination.pk}/").content.decode()
+    )
     Destination.objects.filter(pk=destination.pk).update(
         validated_at=timezone.now() - timedelta(hours=3, minutes=2), validated_ok=True
     )
     listing_page = client.get("/destinations/").content.decode()
-    assert re.search(r"passed</span> <time datetime=\"[^\"]+\" title=\"[^\"]+\">3 hours ago</time>", listing_page)
+    assert re.search(
+        r"passed</span> <time datetime=\"[^\"]+\" title=\"[^\"]+\">3 hours ago</time>", listing_page
+    )
     page = client.get(f"/destinations/{destination.pk}/").content.decode()
-    assert "Last validated <time" in page and "3 hours ago</time>" in page and "passed" in page
+    assert "Last validated <time" in page
+    assert "3 hours ago</time>" in page
+    assert "passed" in page
 
 
 # --- progress ----------------------------------------------------------------------------------
@@ -246,7 +264,13 @@ def test_an_incremental_runs_progress_says_what_was_sent_and_what_was_unchanged(
 
 def test_a_full_runs_progress_says_what_was_sent():
     item = SimpleNamespace(
-        kind="backup", bytes_done=1024, bytes_total=4096, bytes_unchanged=0, files_done=1, files_total=4, files_unchanged=0
+        kind="backup",
+        bytes_done=1024,
+        bytes_total=4096,
+        bytes_unchanged=0,
+        files_done=1,
+        files_total=4,
+        files_unchanged=0,
     )
     assert progress_text(item) == "1.0 KiB of 4.0 KiB sent · 1 of 4 files"
     item.kind = "restore"
@@ -283,11 +307,14 @@ def test_identical_versions_are_one_row_with_the_backups_that_hold_them(client, 
     assert [int(n) for _pk, n in rows] == [1, 4, 1]
     assert int(rows[1][0]) == same[0].pk, "the group restores its newest backup"
     assert "same in 4 backups: from" in body
-    assert f'href="/backups/{same[-1].pk}/"' in body and f'href="/backups/{same[0].pk}/"' in body
+    assert f'href="/backups/{same[-1].pk}/"' in body
+    assert f'href="/backups/{same[0].pk}/"' in body
 
     api = APIClient()
     api.force_authenticate(admin)
-    results = api.get(f"/api/v1/accounts/{account.pk}/versions/", {"path": "public_html/index.php"}).json()["results"]
+    results = api.get(f"/api/v1/accounts/{account.pk}/versions/", {"path": "public_html/index.php"}).json()[
+        "results"
+    ]
     assert [r["group"] for r in results] == [1, 2, 2, 2, 2, 3]
     assert {"snapshot", "created", "engine", "type", "size", "mtime", "entry_type"} <= set(results[0])
 
@@ -319,8 +346,17 @@ def test_html_limits_are_the_servers_rules():
 
 def test_a_port_of_zero_is_refused_by_the_form_as_by_the_page():
     form = DestinationForm(
-        {"name": "x", "engine": "native", "host": "192.0.2.1", "port": "0", "username": "u", "password": "p",
-         "timeout": "30", "retries": "5", "concurrency": "2"}
+        {
+            "name": "x",
+            "engine": "native",
+            "host": "192.0.2.1",
+            "port": "0",
+            "username": "u",
+            "password": "p",
+            "timeout": "30",
+            "retries": "5",
+            "concurrency": "2",
+        }
     )
     assert not form.is_valid()
     assert "port" in form.errors
@@ -338,20 +374,34 @@ def test_a_home_folder_that_does_not_exist_is_saved_with_a_warning(client, admin
     assert f"The home folder {missing} does not exist on this server" in body
     account = Account.objects.get(username="pageshome")
     edit = client.get(f"/accounts/{account.pk}/edit/").content.decode()
-    assert "form-warning" in edit and "does not exist" in edit
+    assert "form-warning" in edit
+    assert "does not exist" in edit
 
     (missing).mkdir()
-    response = client.post(f"/accounts/{account.pk}/edit/", {"username": "pageshome", "home": str(missing)}, follow=True)
+    response = client.post(
+        f"/accounts/{account.pk}/edit/", {"username": "pageshome", "home": str(missing)}, follow=True
+    )
     assert "does not exist" not in response.content.decode()
 
 
 def test_the_api_answers_the_warning_beside_the_account(admin, tmp_path):
     api = APIClient()
     api.force_authenticate(admin)
-    created = api.post("/api/v1/accounts/", {"username": "pagesapi", "home": str(tmp_path / "gone")}, format="json")
+    created = api.post(
+        "/api/v1/accounts/", {"username": "pagesapi", "home": str(tmp_path / "gone")}, format="json"
+    )
     assert created.status_code == 201
     assert created.json()["warnings"] == [
         f"The home folder {tmp_path / 'gone'} does not exist on this server: backups of its files fail until it does."
     ]
     there = api.post("/api/v1/accounts/", {"username": "pagesapi2", "home": str(tmp_path)}, format="json")
     assert there.json()["warnings"] == []
+
+
+def test_a_cpanel_destination_says_when_it_reindexes_next(client, admin, destination):
+    Destination.objects.filter(pk=destination.pk).update(engine="cpanel", reindex_schedule="30 5 * * *")
+    client.force_login(admin)
+    body = client.get(f"/destinations/{destination.pk}/").content.decode()
+    line = re.search(r'<p class="small mb-2" id="reindex-schedule">(.*?)</p>', body, re.S)
+    assert line is not None
+    assert "Reindex schedule: At 05:30 (server time, UTC); next run <time" in line.group(1)

@@ -1,12 +1,15 @@
-"""A real incremental run (pure-ftpd) counts what it kept apart from what it sent, and the
-queue page says so: "1.2 KiB sent, 21.0 MiB unchanged" rather than "21.0 MiB of 21.0 MiB"."""
+"""Against pure-ftpd: an incremental run counts what it kept apart from what it sent, and the
+queue page says so ("1.2 KiB sent, 21.0 MiB unchanged" rather than "21.0 MiB of 21.0 MiB");
+Validate through the API records its result on the destination."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from rest_framework.test import APIClient
 
+from destinations.models import Destination
 from jobs.templatetags.humanize_bytes import human_bytes
 from tests.fixtures_jobs import make_job, run_job
 
@@ -37,3 +40,23 @@ def test_an_incremental_run_reports_sent_and_unchanged_bytes(
     expected = f"{human_bytes(sent)} sent, {human_bytes(second.bytes_unchanged)} unchanged"
     assert expected in body
     assert f"({second.files_unchanged} unchanged)" in body
+
+
+def test_validate_through_the_api_records_pass_and_fail(django_user_model, native_destination):
+    admin = django_user_model.objects.create_superuser("pages-api", password="pages-api-pw-1")
+    api = APIClient()
+    api.force_authenticate(admin)
+    response = api.post(f"/api/v1/destinations/{native_destination.pk}/validate/")
+    assert response.json()["ok"] is True
+    native_destination.refresh_from_db()
+    assert native_destination.validated_ok is True
+    assert native_destination.validated_at is not None
+
+    patched = api.patch(
+        f"/api/v1/destinations/{native_destination.pk}/", {"password": "wrong-pw"}, format="json"
+    )
+    assert patched.status_code == 200
+    native_destination.refresh_from_db()
+    assert native_destination.validated_at is None, "other settings: the old result no longer holds"
+    assert api.post(f"/api/v1/destinations/{native_destination.pk}/validate/").json()["ok"] is False
+    assert Destination.objects.get(pk=native_destination.pk).validated_ok is False
