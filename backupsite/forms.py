@@ -103,6 +103,8 @@ def apply_model_limits(form: forms.ModelForm) -> None:
     requires at least 1)."""
     options = form._meta.model._meta
     for name, field in form.fields.items():
+        if name in form.declared_fields:  # the form's own field (e.g. a raw password), own rules
+            continue
         try:
             model_field = options.get_field(name)
         except FieldDoesNotExist:

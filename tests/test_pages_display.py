@@ -405,3 +405,10 @@ def test_a_cpanel_destination_says_when_it_reindexes_next(client, admin, destina
     line = re.search(r'<p class="small mb-2" id="reindex-schedule">(.*?)</p>', body, re.S)
     assert line is not None
     assert "Reindex schedule: At 05:30 (server time, UTC); next run <time" in line.group(1)
+
+
+def test_a_forms_own_field_keeps_its_own_limits():
+    from jobs.forms import ClientForm
+
+    password = _attrs(str(ClientForm()), "password")
+    assert "maxlength" not in password, "the raw password is not the 128-character hash column"
