@@ -60,3 +60,37 @@ def test_validate_through_the_api_records_pass_and_fail(django_user_model, nativ
     assert native_destination.validated_at is None, "other settings: the old result no longer holds"
     assert api.post(f"/api/v1/destinations/{native_destination.pk}/validate/").json()["ok"] is False
     assert Destination.objects.get(pk=native_destination.pk).validated_ok is False
+
+
+def test_validating_the_saved_settings_from_the_page_records_and_shows_it(
+    client, django_user_model, native_destination
+):
+    django_user_model.objects.create_superuser("pages-page", password="pages-page-pw-1")
+    client.login(username="pages-page", password="pages-page-pw-1")
+    d = native_destination
+    form = {
+        "destination_id": d.pk,
+        "name": d.name,
+        "engine": d.engine,
+        "directory": d.directory,
+        "host": d.host,
+        "port": d.port,
+        "username": d.username,
+        "password": "",  # blank keeps the saved one: these are the saved settings
+        "timeout": d.timeout,
+        "retries": d.retries,
+        "concurrency": d.concurrency,
+        "passive": "on",
+    }
+    body = client.post("/destinations/validate/", form).content.decode()
+    assert 'id="validate-summary"' in body
+    assert 'tabindex="-1"' in body, "the summary can take the focus"
+    assert 'id="validated-state" hx-swap-oob="outerHTML"' in body, "the page's last-validated line follows"
+    d.refresh_from_db()
+    assert d.validated_ok is True
+
+    other = client.post("/destinations/validate/", {**form, "port": 1}).content.decode()
+    assert 'id="validate-summary"' in other
+    assert "hx-swap-oob" not in other, "unsaved settings do not touch the saved result"
+    d.refresh_from_db()
+    assert d.validated_ok is True
