@@ -8,8 +8,9 @@ from django.db import models
 
 @cache
 def time_zone_names() -> list[str]:
-    """The IANA zones this machine knows (tzdata), sorted; computed once per process."""
-    return sorted(zoneinfo.available_timezones())
+    """The IANA zones this machine knows (tzdata), sorted; computed once per process. The
+    system's aliases that name no place ("localtime", "Factory") are left out."""
+    return sorted(zoneinfo.available_timezones() - {"localtime", "Factory", "posixrules"})
 
 
 def validate_time_zone(value: str) -> None:

@@ -254,7 +254,7 @@ def rotate(job: BackupJob, account: Account, session: FtpSession, progress: queu
         state=State.COMPLETE,
     ).order_by("-created", "-pk")
     for old in list(kept[job.retention :]):
-        progress.log(f"Rotation: removing {old.path} (taken {old.created:%Y-%m-%d %H:%M})")
+        progress.log(f"Rotation: removing {old.path} (taken {old.created:%Y-%m-%d %H:%M:%S %Z})")
         with session.connection() as conn:
             native.delete_backup(conn, old.path)
         catalog.forget(old)
