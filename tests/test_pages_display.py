@@ -118,6 +118,7 @@ def test_next_run_follows_celerys_reading_of_the_expression():
     # Celery's crontab wants day of month AND day of week: the next Monday the 1st.
     assert cron.next_run("0 3 1 * mon", after, "UTC") == datetime(2027, 2, 1, 3, 0, tzinfo=UTC)
     assert cron.next_run("0 0 30 2 *", after, "UTC") is None, "30 February never comes"
+    assert cron.next_run("0 0 29 2 *", after, "UTC") == datetime(2028, 2, 29, 0, 0, tzinfo=UTC), "a leap year"
     assert cron.next_run("35 3 * * *", after, "UTC") == datetime(2026, 12, 5, 3, 35, tzinfo=UTC), (
         "strictly after"
     )
