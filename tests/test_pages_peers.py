@@ -34,8 +34,9 @@ def test_an_incremental_run_reports_sent_and_unchanged_bytes(
     assert second.bytes_unchanged > first.bytes_done - 100_000
     assert second.files_unchanged == second.files_total - 1
 
-    django_user_model.objects.create_superuser("pages-progress", password="pages-progress-pw-1")
-    client.login(username="pages-progress", password="pages-progress-pw-1")
+    client.force_login(
+        django_user_model.objects.create_superuser("pages-progress", password="pages-progress-pw-1")
+    )
     body = client.get(f"/queue/{second.pk}/").content.decode()
     expected = f"{human_bytes(sent)} sent, {human_bytes(second.bytes_unchanged)} unchanged"
     assert expected in body
@@ -65,8 +66,7 @@ def test_validate_through_the_api_records_pass_and_fail(django_user_model, nativ
 def test_validating_the_saved_settings_from_the_page_records_and_shows_it(
     client, django_user_model, native_destination
 ):
-    django_user_model.objects.create_superuser("pages-page", password="pages-page-pw-1")
-    client.login(username="pages-page", password="pages-page-pw-1")
+    client.force_login(django_user_model.objects.create_superuser("pages-page", password="pages-page-pw-1"))
     d = native_destination
     form = {
         "destination_id": d.pk,
