@@ -90,6 +90,17 @@ def test_a_character_beyond_the_limit_is_said_beside_the_field(sized_page, live_
     assert "At most 40 characters" in note.inner_text()
     page.locator("#id_name").press("Backspace")
     assert note.inner_text() == "", "the note goes once there is room again"
+    # A paste that does not fit says so too (the browser keeps only what fits).
+    page.evaluate(
+        """() => {
+          const input = document.getElementById('id_host');
+          input.focus();
+          const data = new DataTransfer();
+          data.setData('text/plain', 'h'.repeat(300));
+          input.dispatchEvent(new ClipboardEvent('paste', {clipboardData: data, bubbles: true}));
+        }"""
+    )
+    assert "At most 255 characters" in page.inner_text("#id_host-limit")
 
 
 def test_the_search_field_shows_its_whole_placeholder(sized_page, live_server, django_user_model):
