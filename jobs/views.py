@@ -103,6 +103,7 @@ def job_create(request: HttpRequest) -> HttpResponse:
 @staff_required
 def job_edit(request: HttpRequest, pk: int) -> HttpResponse:
     job = get_object_or_404(BackupJob, pk=pk)
+    saved = {"schedule": job.schedule, "enabled": job.enabled}  # the form writes into the instance
     form = BackupJobForm(request.POST or None, instance=job)
     if request.method == "POST" and form.is_valid():
         form.save()
@@ -111,7 +112,7 @@ def job_edit(request: HttpRequest, pk: int) -> HttpResponse:
     return render(
         request,
         "jobs/job_form.html",
-        {"form": form, "title": f"Backup job {job.name}", "job": job, "nav": "jobs"},
+        {"form": form, "title": f"Backup job {job.name}", "job": job, "saved": saved, "nav": "jobs"},
     )
 
 

@@ -413,3 +413,14 @@ def test_a_forms_own_field_keeps_its_own_limits():
 
     password = _attrs(str(ClientForm()), "password")
     assert "maxlength" not in password, "the raw password is not the 128-character hash column"
+
+
+def test_a_jobs_page_says_its_saved_schedule_in_words_with_the_next_run(client, admin, destination):
+    job = BackupJob.objects.create(name="pages-weekly", destination=destination, schedule="0 3 * * 0")
+    client.force_login(admin)
+    body = client.get(f"/jobs/{job.pk}/").content.decode()
+    line = re.search(r'<p class="small" id="saved-schedule">(.*?)</p>', body, re.S)
+    assert line is not None
+    assert "Saved schedule: At 03:00, only on Sunday (server time, UTC); next run <time" in line.group(1)
+    BackupJob.objects.filter(pk=job.pk).update(enabled=False)
+    assert "the job is disabled" in client.get(f"/jobs/{job.pk}/").content.decode()
