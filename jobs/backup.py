@@ -96,8 +96,9 @@ def run(item: QueueItem, reporter: queue.Reporter) -> dict[str, Any]:
             reporter.log(
                 f"Account {account.username}: starting ({job.get_type_display().lower()}, keep {job.retention})"
             )
+            notes: list[str] = []
             try:
-                snapshot, manifest = back_up_account(job, account, session, progress)
+                snapshot, manifest = back_up_account(job, account, session, progress, notes)
             except queue.Aborted:
                 raise
             except native.BackupAborted as exc:
@@ -105,7 +106,9 @@ def run(item: QueueItem, reporter: queue.Reporter) -> dict[str, Any]:
             except (FtpError, native.NativeError, mysql.MysqlError, OSError) as exc:
                 message = getattr(exc, "message", None) or str(exc)
                 reporter.log(f"Account {account.username}: failed: {message}")
-                results.append({"account": account.username, "status": "failed", "error": message})
+                results.append(
+                    {"account": account.username, "status": "failed", "error": message, **_notes(notes)}
+                )
                 continue
             progress.stage_done()
             totals = manifest.totals
@@ -120,6 +123,7 @@ def run(item: QueueItem, reporter: queue.Reporter) -> dict[str, Any]:
                     "bytes": totals.get("bytes", 0),
                     "uploaded": totals.get("uploaded", 0),
                     "databases": len(manifest.databases),
+                    **_notes(notes),
                 }
             )
             reporter.log(f"Account {account.username}: done → {snapshot.path}")
@@ -133,9 +137,19 @@ def run(item: QueueItem, reporter: queue.Reporter) -> dict[str, Any]:
     return result
 
 
+def _notes(notes: list[str]) -> dict[str, Any]:
+    return {"notes": notes} if notes else {}
+
+
 def back_up_account(
-    job: BackupJob, account: Account, session: FtpSession, progress: queue.EngineProgress
+    job: BackupJob,
+    account: Account,
+    session: FtpSession,
+    progress: queue.EngineProgress,
+    notes: list[str] | None = None,
 ) -> tuple[Snapshot, native.Manifest]:
+    """Back up one account; `notes` collects what the result should say (databases another
+    account owns, which this one no longer backs up)."""
     if job.include_home and not account.home:
         raise native.NativeError(f"account {account.username} has no home folder on this server")
     target = choose_target(job, account, session)
@@ -143,7 +157,11 @@ def back_up_account(
     databases: list[mysql.DumpSource] = []
     if job.include_databases:
         server = mysql.server()
-        names = mysql.account_databases(account.username, account.databases)
+        names, found_notes = mysql.account_databases(account.username, account.databases, Account.owners())
+        for note in found_notes:
+            progress.log(f"Account {account.username}: {note}")
+        if notes is not None:
+            notes.extend(found_notes)
         databases = [mysql.DumpSource(name=name, server=server) for name in names]
     kind = "update of" if target.previous else "new"
     progress.log(f"Writing {kind} backup {snapshot.path}")

@@ -30,13 +30,16 @@ Over an existing database (the live one is never lost to a broken backup):
    lost either.
 
 A database that does not exist yet is loaded straight into its own name (dropped again when the
-load fails). Only databases of the account are written: ``<account>_…`` or listed on the
-account; never a system database.
+load fails). Only databases of the account are read from a backup and written: the ownership
+rule (``ownership``) gives each name to exactly one account (the longest ``<account>_`` prefix,
+or the one account that lists it), never a system database.
 
-Database users and grants (cPanel's ``mysql.sql``): every line is parsed, and only ``GRANT``
-lines for users named ``<account>_…``, on databases named ``<account>_…`` (or ``USAGE`` on
-``*.*``), with ordinary database privileges and at most a ``mysql_native_password`` hash, are
-turned into statements built here (the original text is never run). Everything else is
+Database users and grants (cPanel's ``mysql.sql``): nothing in it is ever run. Every line is
+parsed, and only ``GRANT`` lines for users the account owns (``<account>_…``, not its main user,
+not ``<account>_x…`` when account ``<account>_x`` exists), on single databases it owns (no
+wildcards) or ``USAGE`` on ``*.*``, for hosts the account already has (this machine, or a host
+one of its users has on the live server), with ordinary database privileges and at most a
+``mysql_native_password`` hash, are turned into statements built here. Everything else is
 skipped with a reason.
 """
 
@@ -52,6 +55,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from .mysql import MysqlError, MysqlServer, check_name
+from .ownership import Owners
 
 logger = logging.getLogger(__name__)
 
@@ -77,15 +81,20 @@ class Writable(Protocol):
 # --- names ----------------------------------------------------------------------------------
 
 
-def account_may_use(account_name: str, listed: list[str], database: str) -> bool:
-    """Whether restoring into `database` stays within the account's own databases."""
+def account_may_use(
+    account_name: str, listed: list[str], database: str, owners: Owners | None = None
+) -> bool:
+    """Whether restoring into `database` stays within the account's own databases, by the
+    ownership rule over `owners` (every account; None: this account is the only one known)."""
     if database.lower() in SYSTEM_DATABASES:
         return False
     try:
         check_name(database)
     except MysqlError:
         return False
-    return database.startswith(f"{account_name}_") or database in listed
+    if owners is None:
+        owners = Owners.of([account_name], {account_name: listed})
+    return owners.owns_database(account_name, database)
 
 
 def grant_pattern(database: str) -> str:
@@ -274,17 +283,19 @@ def restore_database(
     write_dump: DumpWriter,
     charset: str = "",
     collation: str = "",
+    owners: Owners | None = None,
 ) -> DatabaseOutcome:
     """Load the dump `write_dump(out)` produces into `target` (see the module docstring).
 
     `overwrite`: replace `target` when it exists; otherwise an existing `target` is refused.
+    `owners`: every account, for the ownership rule (None: only this account is known).
     Raises DatabaseRestoreError (nothing live changed, unless the message says otherwise).
     """
-    if not account_may_use(account_name, listed, target):
-        raise DatabaseRestoreError(
-            f"{target!r} is not a database of account {account_name} (names must start with "
-            f"{account_name}_); nothing was written"
-        )
+    if owners is None:
+        owners = Owners.of([account_name], {account_name: listed})
+    for name in (source, target):
+        if not account_may_use(account_name, listed, name, owners):
+            raise DatabaseRestoreError(f"{owners.why_not_database(account_name, name)}; nothing was written")
     exists = _exists(admin, target)
     if exists and not overwrite:
         raise DatabaseRestoreError(f"database {target} already exists; nothing was written")
@@ -491,14 +502,34 @@ _GRANT = re.compile(
 _USER = re.compile(r"[A-Za-z0-9_]{1,80}")
 _HOST = re.compile(r"[A-Za-z0-9.%_:-]{1,255}")
 _HASH = re.compile(r"\*[0-9A-Fa-f]{40}")
-_PATTERN_REST = re.compile(r"[A-Za-z0-9_%\\$-]*")
 _TABLE = re.compile(r"[A-Za-z0-9_$-]{1,64}")
+
+
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
 @dataclass
 class GrantsOutcome:
     applied: list[str] = field(default_factory=list)  # 'user'@'host' restored
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (what, reason)
+
+
+def account_hosts(admin: MysqlServer, account_name: str, owners: Owners) -> frozenset[str]:
+    """The hosts database users may be restored for: this machine, and every host the
+    account's own users (its main user included) have on the live server now.
+
+    A backup is not trusted to say where an account's users may log in from: a remote host
+    (`%`, an address) comes back only when the account already has it here, which on cPanel is
+    what the account's "Remote MySQL" hosts give its main user.
+    """
+    rows = _select(
+        admin,
+        "SELECT User, Host FROM mysql.user WHERE User = {user} OR User LIKE {pattern}",
+        user=account_name,
+        pattern=grant_pattern(account_name) + "\\_%",
+    )
+    found = {row[1] for row in rows if len(row) == 2 and owners.owns_user(account_name, row[0])}
+    return LOOPBACK_HOSTS | {host for host in found if _HOST.fullmatch(host)}
 
 
 def restore_grants(
@@ -508,15 +539,27 @@ def restore_grants(
     mysql_sql: str,
     auth_json: str = "",
     users: set[str] | None = None,
+    owners: Owners | None = None,
+    hosts: frozenset[str] | None = None,
 ) -> GrantsOutcome:
-    """Apply the safe part of cPanel's `mysql.sql` for `users` (None: every user in it)."""
+    """Re-create, from cPanel's `mysql.sql`, the users of `users` (None: every user in it).
+
+    Nothing in the file is run: each GRANT line is parsed and, when its user and database are
+    the account's by the ownership rule over `owners` (every account; None: only this one is
+    known) and its host is one of `hosts` (None: `account_hosts`), re-built here. Everything
+    else is skipped with a reason.
+    """
     outcome = GrantsOutcome()
     prefix = f"{account_name}_"
-    db_prefix = grant_pattern(account_name) + "\\_"
+    if owners is None:
+        owners = Owners.of([account_name])
+    if hosts is None:
+        hosts = account_hosts(admin, account_name, owners)
+    shown_hosts = ", ".join(sorted(hosts))
     hashes: dict[tuple[str, str], str] = {}
     with contextlib.suppress(ValueError, AttributeError, TypeError):
-        for user, hosts in (json.loads(auth_json) if auth_json else {}).items():
-            for host, info in hosts.items():
+        for user, user_hosts in (json.loads(auth_json) if auth_json else {}).items():
+            for host, info in user_hosts.items():
                 if info.get("plugin", "mysql_native_password") == "mysql_native_password":
                     hashes[(str(user), str(host))] = str(info.get("pass", ""))
     grants: dict[tuple[str, str], list[str]] = {}
@@ -535,8 +578,20 @@ def restore_grants(
         if not _USER.fullmatch(user) or not user.startswith(prefix):
             outcome.skipped.append((f"{user}@{host}", f"only database users named {prefix}… are restored"))
             continue
+        if not owners.owns_user(account_name, user):
+            outcome.skipped.append((f"{user}@{host}", f"refused: {owners.why_not_user(account_name, user)}"))
+            continue
         if not _HOST.fullmatch(host):
             outcome.skipped.append((f"{user}@{host}", "the host is not a plain host name or pattern"))
+            continue
+        if host not in hosts:
+            outcome.skipped.append(
+                (
+                    f"{user}@{host}",
+                    f"refused: host {host!r} is not one account {account_name}'s database users have on "
+                    f"this server ({shown_hosts}); add it to the account first, then restore again",
+                )
+            )
             continue
         if match["rest"].strip():
             outcome.skipped.append((shown, f"refused: {match['rest'].strip()[:60]!r} is not restored"))
@@ -553,15 +608,25 @@ def restore_grants(
                 outcome.skipped.append((shown, "refused: only USAGE is restored on *.*"))
                 continue
         else:
-            pattern = match["db"]
-            if not pattern.startswith(db_prefix) or not _PATTERN_REST.fullmatch(pattern[len(db_prefix) :]):
-                outcome.skipped.append((shown, f"refused: grants are restored only on databases {prefix}…"))
+            database = _pattern_database(match["db"])
+            if database is None or not account_may_use(account_name, [], database, owners):
+                why = "" if database is None else f" ({owners.why_not_database(account_name, database)})"
+                outcome.skipped.append(
+                    (
+                        shown,
+                        f"refused: grants are restored only on databases {prefix}… of account "
+                        f"{account_name}, each named exactly{why}",
+                    )
+                )
                 continue
             table = match["table"]
             if table is not None and not _TABLE.fullmatch(table):
                 outcome.skipped.append((shown, "refused: odd table name"))
                 continue
-            statement_target = f"`{pattern}`.{'*' if table is None else _quoted(table)}"
+            if table is None:
+                statement_target = f"`{grant_pattern(database)}`.*"
+            else:  # a table grant names its database literally, not as a pattern
+                statement_target = f"{_quoted(database)}.{_quoted(table)}"
         password = match["hash"]
         if password is not None:
             if not _HASH.fullmatch(password):
@@ -603,6 +668,32 @@ def restore_grants(
             continue
         outcome.applied.append(f"{user}@{host}")
     return outcome
+
+
+def _pattern_database(pattern: str) -> str | None:
+    """The one database a GRANT's database pattern names, or None when it is a wildcard.
+
+    `\\_` and `\\%` are literal; `%` matches anything and is refused; a bare `_` (one any
+    character to the server) is taken as the literal `_`, which grants less, never more.
+    """
+    name: list[str] = []
+    escaped = False
+    for char in pattern:
+        if escaped:
+            name.append(char)
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == "%":
+            return None
+        else:
+            name.append(char)
+    if escaped:
+        return None
+    try:
+        return check_name("".join(name))
+    except MysqlError:
+        return None
 
 
 def _account(user: str, host: str) -> str:

@@ -92,6 +92,8 @@ def run_download(item: QueueItem, reporter: queue.Reporter) -> dict[str, Any]:
     name = f"{account.username}-{snapshot.created:%Y%m%d-%H%M%S}-{label}.tar.gz"
     partial = folder / f".{name}.part"
     outcome = Outcome(target=name)
+    for path, reason in plan.skipped:  # e.g. databases another account owns
+        outcome.skip(path, reason)
     progress = EngineProgress(reporter)
     reporter.log(f"Preparing {name} from {snapshot.path}")
     try:
@@ -456,6 +458,9 @@ def _cpanel(
                 db = dump[0] if dump else None
                 if rel.startswith("mysql/") and not everything and db not in plan.databases:
                     continue
+                named = dump_db(rel, (*DUMP_SUFFIXES, ".create"))
+                if everything and named is not None and named[0] not in plan.databases:
+                    continue  # a database another account owns (the plan says which, and why)
                 if db is not None:
                     seen_databases.add(db)
                 home = rel[len("homedir/") :] if rel.startswith("homedir/") else None

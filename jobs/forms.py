@@ -31,7 +31,8 @@ class LinesField(forms.CharField):
 class AccountForm(ModelLimitsMixin, forms.ModelForm):
     databases = LinesField(
         required=False,
-        help_text="One database per line. Empty: every database named USERNAME_* (as cPanel names them).",
+        help_text="One database per line. Empty: every database named USERNAME_* (as cPanel names them), "
+        "except those of an account with a longer name (USERNAME_x_* belongs to account USERNAME_x).",
     )
 
     class Meta:

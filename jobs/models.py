@@ -8,6 +8,7 @@ from django.db import models
 from destinations.models import Destination, Engine
 from destinations.validators import validate_cron
 
+from .ownership import Owners
 from .validators import validate_database_names, validate_excludes, validate_home, validate_username
 
 
@@ -48,6 +49,41 @@ class Account(models.Model):
 
     def clean(self) -> None:
         self.home = self.home.rstrip("/") if self.home != "/" else self.home
+        if self.username and isinstance(self.databases, list):
+            owners = Account.owners(self)
+            foreign = [
+                owners.why_not_database(self.username, name)
+                for name in self.databases
+                if isinstance(name, str) and not owners.owns_database(self.username, name)
+            ]
+            if foreign:
+                raise ValidationError(
+                    {"databases": [f"{reason}; it cannot be listed here." for reason in foreign]}
+                )
+
+    @classmethod
+    def owners(cls, candidate: "Account | None" = None) -> Owners:
+        """The ownership rule's view of every account (`candidate`, unsaved or edited, as it is
+        now instead of as stored)."""
+        rows = cls.objects.all()
+        if candidate is not None and candidate.pk is not None:
+            rows = rows.exclude(pk=candidate.pk)
+        accounts = {
+            username: list(listed or []) for username, listed in rows.values_list("username", "databases")
+        }
+        if candidate is not None and candidate.username:
+            accounts[candidate.username] = [str(n) for n in candidate.databases or []]
+        return Owners.of(accounts, accounts)
+
+    def taken_over(self) -> list[tuple[str, str]]:
+        """(database, account) for databases other accounts list that this account now owns."""
+        owners = Account.owners()
+        return sorted(
+            (str(name), username)
+            for username, listed in Account.objects.exclude(pk=self.pk).values_list("username", "databases")
+            for name in listed or []
+            if owners.database_owner(str(name)) == self.username
+        )
 
 
 class BackupJob(models.Model):

@@ -22,6 +22,8 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 from django.conf import settings
 
+from .ownership import Owners
+
 _DB_NAME = re.compile(r"^[A-Za-z0-9_$-]{1,64}$")
 
 
@@ -228,8 +230,28 @@ class DumpSource:
         return cast(contextlib.AbstractContextManager[BinaryIO], self.server.dump(self.name))
 
 
-def account_databases(username: str, listed: list[str]) -> list[str]:
+def account_databases(username: str, listed: list[str], owners: Owners) -> tuple[list[str], list[str]]:
+    """The databases to dump for `username`, and notes on the names it does not own.
+
+    `listed` empty: the databases on the server whose names give them to the account by the
+    ownership rule (`username_…`, but not `username_x_…` when account `username_x` exists).
+    Listed: those the account still owns (an account created later may have taken one over).
+    """
+    notes: list[str] = []
     if listed:
-        return list(listed)
+        names = [name for name in listed if owners.owns_database(username, name)]
+        notes += [
+            f"{owners.why_not_database(username, name)} (listed on {username}); not backed up with {username}"
+            for name in listed
+            if name not in names
+        ]
+        return names, notes
     escaped = username.replace("\\", "\\\\").replace("_", "\\_").replace("%", "\\%")
-    return server().list_databases(f"{escaped}\\_%")
+    found = server().list_databases(f"{escaped}\\_%")
+    names = [name for name in found if owners.owns_database(username, name)]
+    notes += [
+        f"{owners.why_not_database(username, name)}; not backed up with {username}"
+        for name in found
+        if name not in names
+    ]
+    return names, notes

@@ -185,6 +185,7 @@ def validate_request(
         if len(databases) != 1:
             error("database_name", "A new database name needs exactly one database part to restore.")
 
+    _check_ownership(snapshot, parts, database_name, error)
     if not for_download and account is not None and not account.home:
         file_kinds = ("homedir", "email_accounts")
         if parts or paths:
@@ -225,6 +226,29 @@ def _flag(data: dict[str, Any], key: str, error: Any) -> bool:
 
 def _snapshot_parts(snapshot: Snapshot) -> list[dict[str, Any]]:
     return [p for p in snapshot.parts if isinstance(p, dict)]
+
+
+def _check_ownership(
+    snapshot: Snapshot, parts: list[tuple[str, str]], database_name: str, error: Any
+) -> None:
+    """Database and database-user parts, and `database_name`, must be the account's by the
+    ownership rule (a backup of alice may hold alice_x_wp, dumped before account alice_x existed)."""
+    username = snapshot.account.username if snapshot.account is not None else snapshot.account_name
+    owners = Account.owners()
+    for kind, name in parts:
+        if kind == "databases" and not name.startswith("pgsql:") and not owners.owns_database(username, name):
+            error(
+                "parts",
+                f"{owners.why_not_database(username, name)}; it is not restored or downloaded from here.",
+            )
+        elif kind == "db_users" and not owners.owns_user(username, name):
+            error(
+                "parts", f"{owners.why_not_user(username, name)}; it is not restored or downloaded from here."
+            )
+    if database_name.startswith(f"{username}_") and not owners.owns_database(username, database_name):
+        error(
+            "database_name", f"{owners.why_not_database(username, database_name)}; choose a name of your own."
+        )
 
 
 def _validate_parts(snapshot: Snapshot, raw: Any, error: Any) -> list[tuple[str, str]]:
@@ -360,6 +384,8 @@ def build_plan(snapshot: Snapshot, request: RestoreRequest, *, for_download: boo
     plan.paths = list(request.paths)
     db_users: set[str] = set()
     all_users = False
+    owners = Account.owners()
+    username = snapshot.account.username if snapshot.account is not None else snapshot.account_name
     for kind, name in parts:
         if kind == "homedir":
             plan.whole_home = True
@@ -373,6 +399,9 @@ def build_plan(snapshot: Snapshot, request: RestoreRequest, *, for_download: boo
                     plan.skipped.append(
                         (part_label(kind, name), "PostgreSQL databases are not restored; download it instead")
                     )
+                continue
+            if not owners.owns_database(username, name):  # whole backups: the account's own only
+                plan.skipped.append((part_label(kind, name), owners.why_not_database(username, name)))
                 continue
             plan.databases.append(name)
         elif kind == "db_users":
@@ -729,6 +758,7 @@ def restore_database_part(
             mysql.server(),
             account_name=account.username,
             listed=[str(name) for name in account.databases or []],
+            owners=Account.owners(),
             source=source,
             target=target,
             overwrite=overwrite,

@@ -411,6 +411,7 @@ class _Restorer:
                 mysql_sql=self.grants,
                 auth_json=self.auth,
                 users=users,
+                owners=Account.owners(),
             )
         except mysql.MysqlError as exc:
             self.outcome.skip("db_users", f"failed: {exc}", failure=True)

@@ -31,6 +31,11 @@ def account_create(request: HttpRequest) -> HttpResponse:
         messages.success(request, f"Account {account.username} saved.")
         for warning in form.warnings:
             messages.warning(request, warning)
+        for database, previous in account.taken_over():
+            messages.warning(
+                request,
+                f"{database} now belongs to account {account.username}, no longer backed up with {previous}.",
+            )
         return redirect("jobs:accounts")
     return render(request, "jobs/form.html", {"form": form, "title": "New account", "nav": "accounts"})
 

@@ -187,6 +187,9 @@ def test_full_account_restore_brings_back_home_databases_and_users_reading_the_a
     backup = make_cpanel_backup(
         restore_cpanel_destination, pure_ftpd, tmp_path, cpanel_user, homedir_tar=homedir_tar
     )
+    # The account already has the remote host '%' on this server (one of its users has it, as
+    # cPanel's Remote MySQL gives it); a backup alone never brings a remote host back.
+    restore_mysql.query(f"CREATE USER '{cpanel_user}_ro'@'%'")
     with unchanged(victim_folder):
         item = run_restore(backup.snapshot, {"whole_account": True, "confirm_overwrite": True})
 
