@@ -162,13 +162,13 @@ def submit(
         "database_name": data.get("database_name", ""),
     }
     before = set(QueueItem.objects.values_list("pk", flat=True))
-    response = page.post(f"/backups/{snapshot.pk}/{verb}/", form)
-    assert response.status_code == 302, response.content
+    sent = page.post(f"/backups/{snapshot.pk}/{verb}/", form)
+    assert sent.status_code == 302, sent.content
     created = QueueItem.objects.exclude(pk__in=before)
-    if "/queue/" in response["Location"]:
+    if "/queue/" in sent["Location"]:
         return created.get(), ""
     assert not created.exists()
-    return None, " ".join(str(m) for m in get_messages(response.wsgi_request))
+    return None, " ".join(str(m) for m in get_messages(sent.wsgi_request))
 
 
 def native_backup_of_alice(tenants: Tenants, destination: Destination) -> Snapshot:
@@ -222,9 +222,9 @@ def test_listing_another_accounts_database_is_refused_by_the_form_the_api_and_th
 
     api = APIClient()
     api.force_authenticate(admin_user)
-    response = api.patch(f"/api/v1/accounts/{alice.pk}/", {"databases": [tenants.x_db]}, format="json")
-    assert response.status_code == 400
-    assert f"belongs to account {tenants.alice_x.username}" in response.json()["databases"][0]
+    answer = api.patch(f"/api/v1/accounts/{alice.pk}/", {"databases": [tenants.x_db]}, format="json")
+    assert answer.status_code == 400
+    assert f"belongs to account {tenants.alice_x.username}" in answer.json()["databases"][0]
 
     alice.databases = [tenants.x_db]
     with pytest.raises(ValidationError) as caught:
