@@ -143,8 +143,8 @@ def tenants(db: Any, tmp_path: Path, mysql_cleanup: list[str], restore_mysql: my
 def submit(
     via: str, user: Any, snapshot: Snapshot, data: dict[str, Any], *, download: bool = False
 ) -> tuple[QueueItem | None, str]:
-    """Send a restore or download request as the page's form or the API does: (queued item, or
-    None and the error text shown)."""
+    """Send a restore or download request as the pages (the form, then the confirmation page's
+    button) or the API do: (the queued item, or None and the error text shown)."""
     verb = "download" if download else "restore"
     if via == "api":
         api = APIClient()
@@ -156,13 +156,22 @@ def submit(
         return None, response.content.decode()
     page = Client()
     page.force_login(user)
-    form = {
+    form: dict[str, Any] = {
         "parts": [f"{p['kind']}:{p['name']}" for p in data.get("parts", [])],
-        "target": data.get("target", "new_folder"),  # the form always sends its select
+        "target": data.get("target", "new_folder"),  # the form always sends its choices
+        "database_target": "new" if data.get("database_name") else "live",
         "database_name": data.get("database_name", ""),
     }
+    if data.get("whole_account"):
+        form["whole_account"] = "1"
     before = set(QueueItem.objects.values_list("pk", flat=True))
     sent = page.post(f"/backups/{snapshot.pk}/{verb}/", form)
+    if sent.status_code == 200 and not download:  # the page that says what will happen
+        assert 'name="confirmed"' in sent.content.decode()
+        confirmed = {**form, "confirmed": "1"}
+        if data.get("confirm_overwrite"):
+            confirmed["confirm_overwrite"] = "1"
+        sent = page.post(f"/backups/{snapshot.pk}/{verb}/", confirmed)
     assert sent.status_code == 302, sent.content
     created = QueueItem.objects.exclude(pk__in=before)
     if "/queue/" in sent["Location"]:
@@ -279,6 +288,7 @@ def test_database_name_cannot_aim_a_restore_at_another_accounts_database(
         "parts": [{"kind": "databases", "name": tenants.alice_db}],
         "database_name": tenants.x_db,
         "target": "overwrite",
+        "confirm_overwrite": True,
     }
 
     item, shown = submit(via, tenants.alice_client, snapshot, request)
@@ -324,7 +334,7 @@ def test_another_accounts_database_in_a_backup_is_neither_restored_nor_downloade
         assert item is None
         assert f"{tenants.x_db} belongs to account {tenants.alice_x.username}" in shown
 
-    item, _ = submit(via, tenants.alice_client, snapshot, {})
+    item, _ = submit(via, tenants.alice_client, snapshot, {"whole_account": True, "confirm_overwrite": True})
     assert item is not None
     item = run_item(item)
     assert item.status == QueueItem.Status.COMPLETED, (item.error, item.result)
@@ -334,7 +344,7 @@ def test_another_accounts_database_in_a_backup_is_neither_restored_nor_downloade
     reasons = {s["path"]: s["reason"] for s in item.result["skipped"]}
     assert f"belongs to account {tenants.alice_x.username}" in reasons[f"databases: {tenants.x_db}"]
 
-    item, _ = submit(via, tenants.alice_client, snapshot, {}, download=True)
+    item, _ = submit(via, tenants.alice_client, snapshot, {"whole_account": True}, download=True)
     assert item is not None
     item = run_item(item)
     assert item.status == QueueItem.Status.COMPLETED, (item.error, item.result)
@@ -443,7 +453,7 @@ def test_a_crafted_dump_creates_no_user_or_grant_outside_the_account(
         assert item is None
         assert f"belongs to account {tenants.alice_x.username}" in shown
 
-    item, _ = submit(via, tenants.alice_client, crafted, {})
+    item, _ = submit(via, tenants.alice_client, crafted, {"whole_account": True, "confirm_overwrite": True})
     assert item is not None
     item = run_item(item)
 
