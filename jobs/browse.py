@@ -225,7 +225,7 @@ def _request_data(request: HttpRequest, snapshot: Snapshot, *, download: bool) -
 
 def _new_database_name(snapshot: Snapshot, parts: list[dict[str, str]], whole_account: bool) -> str:
     """`<database>_restored` for the one database chosen; "" when none is."""
-    chosen = snapshot.parts if whole_account else parts
+    chosen = restore.owned_parts(snapshot) if whole_account else parts
     databases = [
         str(p.get("name", ""))
         for p in chosen

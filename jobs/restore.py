@@ -175,9 +175,7 @@ def validate_request(
                 "(at most 64 characters in all).",
             )
         chosen = (
-            parts
-            if not whole_account
-            else [(p.get("kind"), p.get("name")) for p in _snapshot_parts(snapshot)]
+            parts if not whole_account else [(p.get("kind"), p.get("name")) for p in owned_parts(snapshot)]
         )
         databases = [
             name for kind, name in chosen if kind == "databases" and not str(name).startswith("pgsql:")
@@ -226,6 +224,20 @@ def _flag(data: dict[str, Any], key: str, error: Any) -> bool:
 
 def _snapshot_parts(snapshot: Snapshot) -> list[dict[str, Any]]:
     return [p for p in snapshot.parts if isinstance(p, dict)]
+
+
+def owned_parts(snapshot: Snapshot) -> list[dict[str, Any]]:
+    """The snapshot's parts without the databases another account owns (a whole-account
+    restore skips those, so they count for nothing, e.g. for a new database name)."""
+    username = snapshot.account.username if snapshot.account is not None else snapshot.account_name
+    owners = Account.owners()
+    return [
+        p
+        for p in _snapshot_parts(snapshot)
+        if p.get("kind") != "databases"
+        or str(p.get("name", "")).startswith("pgsql:")
+        or owners.owns_database(username, str(p.get("name", "")))
+    ]
 
 
 def _check_ownership(

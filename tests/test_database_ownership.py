@@ -355,6 +355,34 @@ def test_another_accounts_database_in_a_backup_is_neither_restored_nor_downloade
     assert f"belongs to account {tenants.alice_x.username}" in reasons[f"databases: {tenants.x_db}"]
 
 
+@pytest.mark.peer
+def test_the_pages_whole_account_restore_into_a_new_name_leaves_out_another_accounts_database(
+    restore_native_destination: Destination, tenants: Tenants
+) -> None:
+    """GIVEN alice's backup with dumps of alice_wp and alice_x_wp WHEN client alice restores the
+    whole account from the page with its default (databases into a new name) THEN alice_wp
+    goes into alice_wp_restored and alice_x_wp, which is not hers, neither counts nor is
+    restored."""
+    snapshot = native_backup_of_alice(tenants, restore_native_destination)
+    page = Client()
+    page.force_login(tenants.alice_client)
+    form = {"whole_account": "1", "target": "new_folder", "database_target": "new", "database_name": ""}
+
+    asked = page.post(f"/backups/{snapshot.pk}/restore/", form)
+    assert asked.status_code == 200, [str(m) for m in get_messages(asked.wsgi_request)]
+    assert f"{tenants.x_db} belongs to account {tenants.alice_x.username}" in asked.content.decode()
+    sent = page.post(f"/backups/{snapshot.pk}/restore/", {**form, "confirmed": "1"})
+    assert sent.status_code == 302
+    assert "/queue/" in sent["Location"], [str(m) for m in get_messages(sent.wsgi_request)]
+    item = run_item(QueueItem.objects.get(kind=QueueItem.Kind.RESTORE, snapshot=snapshot))
+
+    assert item.status == QueueItem.Status.COMPLETED, (item.error, item.result)
+    copy = f"{tenants.alice_db}_restored"
+    assert [db["target"] for db in item.result["databases"]] == [copy]
+    assert rows(tenants.server, copy, "secrets") == [["1", "alice row"]]
+    assert tenants.x_rows() == [["1", "alice_x row"]]
+
+
 def _opened(item: QueueItem) -> tarfile.TarFile:
     from jobs import downloads
 
