@@ -11,7 +11,9 @@ Where things go:
   it for a symlink while the restore runs cannot redirect it.
 * Databases go into the server from settings, over the database of the same name, or into
   ``database_name`` (see ``dbrestore`` for how a live database survives a broken backup);
-  database users and grants likewise.
+  database users and grants likewise. Only what the account owns by ``ownership``'s rule:
+  a backup of ``alice`` may hold ``alice_x_wp`` (dumped before account ``alice_x`` existed);
+  asking for it is refused, and a whole-account restore or download skips it with the reason.
 * Configuration parts (cron, DNS zones, SSL, FTP accounts, domains, forwarders and filters,
   account settings) are not applied: skipped with ``CONFIG_REASON``; downloads include them.
 
