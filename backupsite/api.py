@@ -5,6 +5,45 @@ from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
+from rest_framework.exceptions import ParseError
+from rest_framework.parsers import JSONParser
+from rest_framework.request import Request
+
+NOT_AN_OBJECT = "The request body must be a JSON object, such as {}; got %s."
+
+
+class ObjectJSONParser(JSONParser):
+    """JSON bodies must be objects. DRF reads `[1, 2]`, `null`, `"x"` or `3` as data of
+    that type, and an endpoint that tolerates "not a dict" as "no options" turns a malformed
+    restore request into "restore everything, over the live files"."""
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        data = super().parse(stream, media_type, parser_context)
+        if not isinstance(data, dict):
+            raise ParseError(NOT_AN_OBJECT % _json_kind(data))
+        return data
+
+
+def _json_kind(data: Any) -> str:
+    if data is None:
+        return "null"
+    if isinstance(data, bool):
+        return "a boolean"
+    if isinstance(data, list):
+        return "an array"
+    if isinstance(data, str):
+        return "a string"
+    return "a number"
+
+
+class StrictBodyMixin:
+    """Every viewset of the API: a body is parsed (and refused when malformed) before the
+    action runs, even by actions that take no body, such as run, lock or abort. DRF parses
+    lazily, so without this a `[1, 2]` sent to /jobs/1/run/ would queue a run unnoticed."""
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)  # type: ignore[misc]
+        _ = request.data  # raises ParseError (400) for a body that is not a JSON object
 
 
 class ModelCleanSerializer(serializers.ModelSerializer):

@@ -10,7 +10,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from backupsite.api import ModelCleanSerializer
+from backupsite.api import ModelCleanSerializer, StrictBodyMixin
 
 from . import validate, validated
 from .models import Destination
@@ -78,7 +78,7 @@ class ValidationCheckSerializer(serializers.Serializer):
     warning = serializers.BooleanField()
 
 
-class DestinationViewSet(viewsets.ModelViewSet):
+class DestinationViewSet(StrictBodyMixin, viewsets.ModelViewSet):
     """FTP destinations (admins only). Deleting one never touches the files on the server."""
 
     queryset = Destination.objects.all()

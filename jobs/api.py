@@ -10,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from backupsite import access
-from backupsite.api import ModelCleanSerializer
+from backupsite.api import ModelCleanSerializer, StrictBodyMixin
 from destinations.api import IsStaff
 from destinations.models import Destination, Snapshot
 
@@ -102,7 +102,7 @@ class StaffWritePermission(IsStaff):
         return super().has_permission(request, view)
 
 
-class AccountViewSet(viewsets.ModelViewSet):
+class AccountViewSet(StrictBodyMixin, viewsets.ModelViewSet):
     serializer_class = AccountSerializer
     permission_classes = [StaffWritePermission]
 
@@ -189,7 +189,7 @@ class QueueItemSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class BackupJobViewSet(viewsets.ModelViewSet):
+class BackupJobViewSet(StrictBodyMixin, viewsets.ModelViewSet):
     queryset = BackupJob.objects.prefetch_related("accounts")
     serializer_class = BackupJobSerializer
     permission_classes = [IsStaff]
@@ -202,7 +202,7 @@ class BackupJobViewSet(viewsets.ModelViewSet):
         return Response(QueueItemSerializer(item).data, status=status.HTTP_202_ACCEPTED)
 
 
-class QueueItemViewSet(viewsets.ReadOnlyModelViewSet):
+class QueueItemViewSet(StrictBodyMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = QueueItemSerializer
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
@@ -254,7 +254,9 @@ class SnapshotSerializer(serializers.ModelSerializer):
         ]
 
 
-class SnapshotViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class SnapshotViewSet(
+    StrictBodyMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
     serializer_class = SnapshotSerializer
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
@@ -326,7 +328,9 @@ class SnapshotViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         from . import restore
 
         snapshot = self.get_object()
-        data = request.data if isinstance(request.data, dict) else {}
+        data = request.data
+        if not isinstance(data, dict):  # the parsers give maps only; never read anything else as {}
+            raise ValidationError({"non_field_errors": ["The request body must be a JSON object."]})
         try:
             item = restore.submit(snapshot, data, request.user, download=download)
         except DjangoValidationError as exc:
@@ -389,7 +393,7 @@ class ClientSerializer(serializers.ModelSerializer):
         return save_client(instance, password=password, accounts=accounts)
 
 
-class ClientViewSet(viewsets.ModelViewSet):
+class ClientViewSet(StrictBodyMixin, viewsets.ModelViewSet):
     """Client users (admins only): they log in to browse and restore their accounts' backups."""
 
     serializer_class = ClientSerializer
