@@ -59,6 +59,7 @@ class ModelCleanSerializer(serializers.ModelSerializer):
         for name, value in attrs.items():
             if name in concrete:
                 setattr(candidate, name, value)
+        self.prepare_candidate(candidate, attrs)
         try:
             candidate.full_clean(exclude=self.clean_exclude())
         except DjangoValidationError as exc:
@@ -70,3 +71,6 @@ class ModelCleanSerializer(serializers.ModelSerializer):
 
     def clean_exclude(self) -> list[str]:
         return []
+
+    def prepare_candidate(self, candidate: Any, attrs: dict[str, Any]) -> None:
+        """Set what is not a concrete field (a write-only password) before the rules run."""

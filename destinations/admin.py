@@ -2,10 +2,11 @@ from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
 
+from .forms import PasswordEntry
 from .models import Destination
 
 
-class DestinationAdminForm(forms.ModelForm):
+class DestinationAdminForm(PasswordEntry):
     password = forms.CharField(
         widget=forms.PasswordInput(render_value=False),
         required=False,

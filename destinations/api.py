@@ -31,14 +31,16 @@ class DestinationSerializer(ModelCleanSerializer):
         fields = ["id", *Destination.SETTINGS]
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        password = attrs.pop("password", "")
         creating = self.instance is None
-        if creating and not password:
+        if creating and not attrs.get("password"):
             raise serializers.ValidationError({"password": ["This field is required."]})
-        attrs = super().validate(attrs)
-        if password:
-            attrs["password"] = password
-        return attrs
+        if not attrs.get("password"):
+            attrs.pop("password", None)
+        return super().validate(attrs)
+
+    def prepare_candidate(self, candidate: Any, attrs: dict[str, Any]) -> None:
+        if attrs.get("password"):
+            candidate.set_password(attrs["password"])  # entered again: host, port, user may change
 
     def create(self, validated_data: dict[str, Any]) -> Destination:
         password = validated_data.pop("password")

@@ -9,7 +9,18 @@ from backupsite.forms import ModelLimitsMixin
 from .models import Destination, Engine
 
 
-class DestinationForm(ModelLimitsMixin, forms.ModelForm):
+class PasswordEntry(forms.ModelForm):
+    """A password typed into the form counts before the model's rules run, so that
+    Destination.clean() knows it was entered again with a new host, port or user."""
+
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or self.cleaned_data
+        if cleaned.get("password"):
+            self.instance.set_password(cleaned["password"])
+        return cleaned
+
+
+class DestinationForm(ModelLimitsMixin, PasswordEntry):
     """The destination page. The password is write-only: never rendered back, blank = unchanged."""
 
     password = forms.CharField(

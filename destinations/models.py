@@ -1,4 +1,5 @@
 import contextlib
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -18,6 +19,24 @@ from .validators import (
 class Engine(models.TextChoices):
     NATIVE = "native", "Backupsite"
     CPANEL = "cpanel", "cPanel"
+
+
+CHANGED_SERVER_MESSAGE = (
+    "You changed the {what}: enter the password again (the saved one is only sent to the "
+    "server it was entered for)."
+)
+
+
+def _bound_value(name: str, value: object) -> object:
+    """How a setting the password is bound to compares: host names ignore case."""
+    if name == "host":
+        return str(value or "").strip().strip("[]").lower()
+    if name == "port":
+        try:
+            return int(value)  # type: ignore[call-overload]
+        except (TypeError, ValueError):
+            return value
+    return value
 
 
 class Destination(models.Model):
@@ -145,12 +164,37 @@ class Destination(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        super().save(*args, **kwargs)
+        self._password_entered = False  # a later change of host, port or user needs it again
+
     @property
     def password(self) -> str:
         return crypto.decrypt(self.password_encrypted)
 
     def set_password(self, raw: str) -> None:
         self.password_encrypted = crypto.encrypt(raw)
+        self._password_entered = True
+
+    # The saved password was entered for one server and one user: a form, the API or the
+    # admin that points the destination elsewhere without the password again would send it
+    # to whoever listens at the new address.
+    PASSWORD_BOUND_TO = ("host", "port", "username")
+
+    def _password_needed_again(self) -> str:
+        """The changed fields the saved password is bound to ("" when none, or when a new
+        password was given with them)."""
+        if self.pk is None or getattr(self, "_password_entered", False) or not self.has_password:
+            return ""
+        saved = type(self).objects.filter(pk=self.pk).values(*self.PASSWORD_BOUND_TO).first()
+        if saved is None:
+            return ""
+        changed = [
+            name
+            for name in self.PASSWORD_BOUND_TO
+            if _bound_value(name, getattr(self, name)) != _bound_value(name, saved[name])
+        ]
+        return " and ".join(changed)
 
     @property
     def has_password(self) -> bool:
@@ -177,6 +221,9 @@ class Destination(models.Model):
             errors["username"] = "The username must not contain spaces at the ends or control characters."
         if self.disabled and self.read_only:
             pass  # both may be set: disabled wins
+        changed = self._password_needed_again()
+        if changed:
+            errors["password"] = CHANGED_SERVER_MESSAGE.format(what=changed)
         if errors:
             raise ValidationError(errors)
 

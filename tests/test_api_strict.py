@@ -31,7 +31,8 @@ def _routes() -> list[tuple[str, str, str]]:
         regex = pattern.pattern.regex.pattern
         if "format" in regex:
             continue
-        basename = pattern.name.rsplit("-", 1)[0] if pattern.name else ""
+        name = getattr(pattern, "name", "") or ""
+        basename = name.rsplit("-", 1)[0]
         for method in sorted(WRITES & set(actions)):
             found.append((basename, regex, method))
     return found
