@@ -131,6 +131,10 @@ class PermanentError(FtpError):
         self.code = code
 
 
+class ResumeRefused(PermanentError):
+    """The server will not resume an upload (REST or APPE refused): send it again from the start."""
+
+
 class DirectoryMissing(PermanentError):
     """The destination directory does not exist (and creating it was not asked for)."""
 
@@ -471,6 +475,7 @@ class _UploadProgress:
     started: bool = False  # the server accepted STOR/APPE: what lies remote is ours from here
     sent: int = 0  # bytes handed to the data connection by this attempt
     decided: bool = False  # the offset was chosen (a failure before that changed nothing remote)
+    resume_refused: bool = False  # the server refused to resume: later attempts start from 0
 
 
 class _DataChannel:
@@ -823,10 +828,27 @@ class _Control(aioftp.Client):
         return await self._open_active(command, offset)
 
     async def _send_transfer_command(self, command: str, offset: int) -> bool:
-        """REST (if any) and the command; True when the 1xx came (data follows), False on 2xx."""
-        if offset:
-            await self.command(f"REST {offset}", "350")
-        code, _ = await self.command(command, ("1xx", "2xx"))
+        """REST (if any) and the command; True when the 1xx came (data follows), False on 2xx.
+
+        An upload that resumes (STOR after REST, or APPE) and is refused with a reply that
+        means "not here" rather than "not now" raises ResumeRefused: REST refused (502, 504,
+        550...), or the command refused after it (ProFTPD: 451 Append/Restart not permitted).
+        A data connection race (425, 426) or a closing server (421) stays an ordinary error.
+        """
+        resuming = command.startswith("APPE ") or (offset > 0 and command.startswith("STOR "))
+        step = "REST"
+        try:
+            if offset:
+                await self.command(f"REST {offset}", "350")
+            step = command.split(" ", 1)[0]
+            code, _ = await self.command(command, ("1xx", "2xx"))
+        except aioftp.StatusCodeError as exc:
+            reply = _reply_code(exc)
+            if resuming and reply[:1] in ("4", "5") and reply not in ("421", "425", "426"):
+                raise ResumeRefused(
+                    f"{step} refused: {reply} {_reply_text(exc.info)}".rstrip(), code=reply
+                ) from None
+            raise
         return code.startswith("1")
 
     async def _passive_port(self) -> int:
@@ -1129,10 +1151,25 @@ class _Control(aioftp.Client):
         offset = progress.offset
         if offset >= size and offset:
             return  # everything arrived before the connection dropped
-        if offset and "REST" not in self.features and self.features:
-            channel = await self.open_data("APPE " + remote)
+        if offset:
+            try:
+                if "REST" not in self.features and self.features:
+                    channel = await self.open_data("APPE " + remote)
+                else:
+                    channel = await self.open_data("STOR " + remote, offset=offset)
+            except ResumeRefused as refused:
+                # ProFTPD's stock AllowStoreRestart off answers "451 Append/Restart not
+                # permitted" forever: asking again cannot help, sending it all again does.
+                logger.warning(
+                    "the server will not resume the upload of %s (%s): sending it again from the start",
+                    remote,
+                    refused.message,
+                )
+                progress.offset = offset = 0
+                progress.resume_refused = True
+                channel = await self.open_data("STOR " + remote)
         else:
-            channel = await self.open_data("STOR " + remote, offset=offset)
+            channel = await self.open_data("STOR " + remote)
         progress.started = True
         with self._transfer(channel):
             source.seek(offset)
@@ -1252,6 +1289,7 @@ class FtpConnection:
         self._directory = _clean_directory(settings.directory)
         self._create_root = create_root
         self._single_attempt = single_attempt
+        self._resume_refused = False  # the server refused to resume an upload: never ask again
         self._control: _Control | None = None
         self._closed = False
         self._loop = asyncio.new_event_loop()
@@ -1392,7 +1430,8 @@ class FtpConnection:
 
         A dropped connection or transient failure is retried: the upload resumes where the
         server's copy ends when that copy is provably this upload's (else it starts over), and
-        the server's final size, when it reports one, must equal the local size.
+        the server's final size, when it reports one, must equal the local size. A server that
+        will not resume (REST or APPE refused) gets the whole file again, from byte 0.
         """
         remote = self._remote(path)
         what = f"uploading {remote}"
@@ -1415,6 +1454,7 @@ class FtpConnection:
                     )
                 return stored
             except FtpError as exc:
+                self._resume_refused = self._resume_refused or progress.resume_refused
                 attempt += 1
                 if not self._may_retry(exc, attempt):
                     raise
@@ -1427,15 +1467,24 @@ class FtpConnection:
     ) -> int:
         if not last.started:
             return last.offset  # the server never accepted that attempt: the remote copy is as before
+        if self._resume_refused:
+            return 0
         stored = self._run(control, control.size(remote), f"checking the size of {remote}") or 0
         if stored <= 0 or stored > min(size, last.offset + last.sent):
             return 0
         # A server that uploads into a hidden temporary file (pure-ftpd -0, ProFTPD HiddenStores)
         # leaves the previous version in place: compare the tail before trusting the prefix.
         check = min(RESUME_CHECK_BYTES, stored)
-        remote_tail = self._run(
-            control, control.read_range(remote, stored - check, check), f"checking the partial {remote}"
-        )
+        try:
+            remote_tail = self._run(
+                control, control.read_range(remote, stored - check, check), f"checking the partial {remote}"
+            )
+        except (PermanentError, TransientError):
+            if control.broken:
+                raise  # the connection dropped: the next attempt looks again
+            # A server that refuses REST for RETR will not resume a STOR either.
+            logger.warning("could not read back the partial upload of %s: starting over", remote)
+            return 0
         source.seek(stored - check)
         if remote_tail != source.read(check):
             logger.warning("partial upload of %s does not match the local file: starting over", remote)
