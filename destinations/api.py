@@ -12,7 +12,7 @@ from rest_framework.response import Response
 
 from backupsite.api import ModelCleanSerializer, StrictBodyMixin
 
-from . import validate, validated
+from . import validated
 from .models import Destination
 
 
@@ -107,8 +107,10 @@ class DestinationViewSet(StrictBodyMixin, viewsets.ModelViewSet):
     @action(detail=True, methods=["post"])
     def validate(self, request: Request, pk: str | None = None) -> Response:
         """Run the checks now (not queued, one attempt per step) against the saved settings."""
+        from .sessions import validate_destination
+
         destination = self.get_object()
-        report = validate.run(destination.ftp_settings(), read_only=destination.read_only)
+        report = validate_destination(destination, holder=f"Validate by {request.user.get_username()}")
         validated.record(destination.pk, timezone.now(), report.ok)
         return Response(report.as_dict())
 

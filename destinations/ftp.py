@@ -1603,9 +1603,17 @@ class FtpConnection:
                 self.lease.release()
 
 
-def connect_once(settings: FtpSettings, *, create_root: bool = False) -> FtpConnection:
-    """One connection attempt, no retries: what "Validate" on the destination form uses."""
-    return FtpConnection(settings, create_root=create_root, single_attempt=True)
+def connect_once(
+    settings: FtpSettings, *, create_root: bool = False, lease: Lease | None = None
+) -> FtpConnection:
+    """One connection attempt, no retries: what "Validate" on the destination form uses.
+    `lease` (released when the connection closes) is its slot under the destination's cap."""
+    try:
+        return FtpConnection(settings, create_root=create_root, single_attempt=True, lease=lease)
+    except BaseException:
+        if lease is not None:
+            lease.release()
+        raise
 
 
 # --- sessions: a few connections reused for the life of a task ----------------------------------
@@ -1631,10 +1639,12 @@ class FtpSession:
         lease_timeout: float | None = None,
         lease_ttl: float = 60.0,
         create_root: bool = False,
+        holder: str | None = None,
     ) -> None:
         self.settings = settings
         self.max_connections = max_connections or 0
         self.lease_timeout = lease_timeout
+        self.holder = holder  # None: the holding_for() description where the session opens
         self._create_root = create_root
         self._cond = threading.Condition()
         self._idle: list[FtpConnection] = []
@@ -1644,11 +1654,15 @@ class FtpSession:
         self._leases: ConnectionLeases | None = None
         limit = lease_limit if lease_limit is not None else self.max_connections
         if lease_key and limit:
-            from destinations.leases import ConnectionLeases
+            from destinations.leases import ConnectionLeases, current_holder
 
             self._leases = ConnectionLeases.from_url(
                 redis_url or _default_redis_url(), lease_key, limit, ttl=lease_ttl
             )
+            # Connections are opened by the task's transfer threads too, which do not
+            # inherit its context: take the description now.
+            if self.holder is None:
+                self.holder = current_holder()
 
     def __repr__(self) -> str:
         return f"<FtpSession {self.settings.host}:{self.settings.port} {len(self._open)} open>"
@@ -1686,16 +1700,13 @@ class FtpSession:
                     # Poll for a lease here rather than block in acquire(): a connection that
                     # another thread of this session gives back must wake us. Otherwise two
                     # workers, each holding one idle lease and waiting for a second, deadlock.
-                    lease = self._leases.try_acquire()
+                    lease = self._leases.try_acquire(self.holder)
                     if lease is not None:
                         break
                     if deadline is not None and time.monotonic() >= deadline:
-                        raise DestinationBusy(
-                            f"no connection to this destination freed up within {self.lease_timeout:g} s "
-                            f"(it allows {self._leases.limit} at once)",
-                            hint="Other backups are using this destination; try again later, or raise "
-                            "its connection limit if the FTP server allows more.",
-                        )
+                        from destinations.leases import BUSY_HINT
+
+                        raise DestinationBusy(self._leases.busy_message(self.lease_timeout or 0.0), BUSY_HINT)
                     wait = random.uniform(poll / 2, poll)
                     poll = min(LEASE_POLL_MAX, poll * 2)
                 self._cond.wait(timeout=wait)

@@ -10,12 +10,18 @@ connection first takes a lease from Redis:
 - A live holder never loses its lease: one heartbeat thread per process renews every held
   lease every ttl/3. A crashed or killed worker stops renewing, and its leases expire after
   `ttl` seconds, freeing the slots for others.
+- Each lease carries a short description of its holder ("Backup #12 (nightly)") in a hash
+  beside the set, so that whoever waits in vain is told which work holds the connections.
+  The work being done is set once per task with `holding_for()` (a context variable), so the
+  FTP code that takes the leases needs to know nothing about queue items.
 
 limit 0 means unlimited: no Redis traffic at all.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import os
 import random
@@ -23,6 +29,7 @@ import secrets
 import threading
 import time
 import weakref
+from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
 
@@ -31,31 +38,42 @@ logger = logging.getLogger(__name__)
 POLL_MIN = 0.02  # seconds between acquire attempts, growing to POLL_MAX, jittered
 POLL_MAX = 0.25
 
-# KEYS[1] = the set; ARGV = limit, ttl_ms, token. Returns 1 when the lease was taken.
+# KEYS[1] = the set, KEYS[2] = its holders (token -> description).
+# ARGV = limit, ttl_ms, token, holder. Returns 1 when the lease was taken.
 _ACQUIRE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
+if #expired > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+  redis.call('HDEL', KEYS[2], unpack(expired))
+end
 if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
   redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
+  redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
   return 1
 end
 return 0
 """
 
-# KEYS[1] = the set; ARGV = ttl_ms, token. Returns 0 when the lease had already expired.
+# KEYS[1] = the set, KEYS[2] = its holders; ARGV = ttl_ms, token. Returns 0 when the lease
+# had already expired.
 _RENEW = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local expiry = redis.call('ZSCORE', KEYS[1], ARGV[2])
 if not expiry or tonumber(expiry) <= now then
   redis.call('ZREM', KEYS[1], ARGV[2])
+  redis.call('HDEL', KEYS[2], ARGV[2])
   return 0
 end
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), ARGV[2])
-if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+for _, key in ipairs(KEYS) do
+  if redis.call('PTTL', key) < tonumber(ARGV[1]) then
+    redis.call('PEXPIRE', key, ARGV[1])
+  end
 end
 return 1
 """
@@ -67,6 +85,35 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 return redis.call('ZCARD', KEYS[1])
 """
+
+# KEYS[1] = the set, KEYS[2] = its holders. Returns the live leases' holders, oldest first
+# (false where a holder left no description).
+_HOLDERS = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local tokens = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
+if #tokens == 0 then
+  return {}
+end
+return redis.call('HMGET', KEYS[2], unpack(tokens))
+"""
+
+_holder: contextvars.ContextVar[str] = contextvars.ContextVar("connection_lease_holder", default="")
+
+
+@contextlib.contextmanager
+def holding_for(description: str) -> Iterator[None]:
+    """Leases taken inside (in this thread or context) say they are held for `description`."""
+    reset = _holder.set(description[:120])
+    try:
+        yield
+    finally:
+        _holder.reset(reset)
+
+
+def current_holder() -> str:
+    """The description leases taken now carry ("" outside holding_for)."""
+    return _holder.get()
 
 
 class LeaseTimeout(Exception):
@@ -136,6 +183,7 @@ class ConnectionLeases:
             raise ValueError("ttl must be positive")
         self.redis = redis_client
         self.key = key
+        self.holders_key = f"{key}:holders"
         self.limit = limit
         self.ttl = ttl
         self._ttl_ms = max(1, int(ttl * 1000))
@@ -143,6 +191,7 @@ class ConnectionLeases:
             self._acquire_script = redis_client.register_script(_ACQUIRE)
             self._renew_script = redis_client.register_script(_RENEW)
             self._count_script = redis_client.register_script(_COUNT)
+            self._holders_script = redis_client.register_script(_HOLDERS)
 
     @classmethod
     def from_url(cls, url: str, key: str, limit: int, ttl: float = 60.0) -> ConnectionLeases:
@@ -150,31 +199,30 @@ class ConnectionLeases:
 
         return cls(redis.Redis.from_url(url), key, limit, ttl)
 
-    def try_acquire(self) -> Lease | None:
+    def try_acquire(self, holder: str | None = None) -> Lease | None:
+        """A lease now, or None when all are taken. `holder` (default: the current
+        holding_for() description) says which work holds it, for those who wait."""
         if not self.limit:
             return Lease(None)
         token = f"{os.getpid()}-{secrets.token_hex(8)}"
-        if not self._acquire_script(keys=[self.key], args=[self.limit, self._ttl_ms, token]):
+        description = (holder if holder is not None else current_holder()) or f"process {os.getpid()}"
+        keys = [self.key, self.holders_key]
+        if not self._acquire_script(keys=keys, args=[self.limit, self._ttl_ms, token, description[:120]]):
             return None
         lease = Lease(self, token)
         _heartbeat.track(lease, self.ttl / 3)
         return lease
 
-    def acquire(self, timeout: float | None = None) -> Lease:
+    def acquire(self, timeout: float | None = None, holder: str | None = None) -> Lease:
         """Wait for a free slot (forever when timeout is None); LeaseTimeout when none frees up."""
         deadline = None if timeout is None else time.monotonic() + timeout
         delay = POLL_MIN
         while True:
-            lease = self.try_acquire()
+            lease = self.try_acquire(holder)
             if lease is not None:
                 return lease
             if deadline is not None and time.monotonic() >= deadline:
-                raise LeaseTimeout(
-                    f"no connection to this destination freed up within {timeout:g} s "
-                    f"(it allows {self.limit} at once)",
-                    hint="Other backups are using this destination; try again later or raise its "
-                    "connection limit if the FTP server allows more.",
-                )
+                raise LeaseTimeout(self.busy_message(timeout or 0.0), hint=BUSY_HINT)
             sleep = random.uniform(delay / 2, delay)
             if deadline is not None:
                 sleep = min(sleep, max(0.0, deadline - time.monotonic()))
@@ -187,11 +235,50 @@ class ConnectionLeases:
             return 0
         return int(self._count_script(keys=[self.key]))
 
+    def holders(self) -> list[str]:
+        """Who holds the live leases, oldest first ("unknown work" where none was said)."""
+        if not self.limit:
+            return []
+        found = self._holders_script(keys=[self.key, self.holders_key])
+        return [
+            (raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)) if raw else "unknown work"
+            for raw in found
+        ]
+
+    def busy_message(self, waited: float) -> str:
+        """Why no lease came: how many connections are allowed and which work holds them."""
+        try:
+            holders = self.holders()
+        except Exception:  # Redis unreachable: say what is known
+            holders = []
+        counted = ", ".join(f"{name} ({n} connections)" if n > 1 else name for name, n in _tally(holders))
+        held = f" are in use by: {counted}" if counted else " are in use"
+        return (
+            f"All {self.limit} connections to this destination{held}; none freed up within "
+            f"{waited:g} s (the destination allows {self.limit} at once)"
+        )
+
     def _renew(self, token: str) -> int:
-        return int(self._renew_script(keys=[self.key], args=[self._ttl_ms, token]))
+        return int(self._renew_script(keys=[self.key, self.holders_key], args=[self._ttl_ms, token]))
 
     def _release(self, token: str) -> None:
-        self.redis.zrem(self.key, token)
+        pipe = self.redis.pipeline()
+        pipe.zrem(self.key, token)
+        pipe.hdel(self.holders_key, token)
+        pipe.execute()
+
+
+BUSY_HINT = (
+    "Other work is using this destination; try again when it is done, or raise the destination's "
+    "connection limit if the FTP server allows more."
+)
+
+
+def _tally(holders: list[str]) -> list[tuple[str, int]]:
+    counts: dict[str, int] = {}
+    for name in holders:
+        counts[name] = counts.get(name, 0) + 1
+    return list(counts.items())
 
 
 class _Heartbeat:

@@ -15,6 +15,7 @@ from typing import Any
 
 from . import ftp
 from .ftp import FtpSettings
+from .leases import BUSY_HINT, ConnectionLeases, LeaseTimeout
 
 PROBE_BYTES = 64 * 1024
 
@@ -66,11 +67,35 @@ def _sentence(text: str) -> str:
     return (text[:1].upper() + text[1:]) if text else text
 
 
-def run(settings: FtpSettings, *, read_only: bool = False) -> Report:
+def run(
+    settings: FtpSettings,
+    *,
+    read_only: bool = False,
+    leases: ConnectionLeases | None = None,
+    holder: str = "Validate",
+) -> Report:
+    """Every step, once. With `leases` (the destination's connection cap) the connection
+    first waits up to the destination's timeout for a free slot, like any other work: a
+    server that allows one session per user would refuse a second one during a backup."""
     report = Report()
     where = f"{settings.host}:{settings.port}"
+    lease = None
+    if leases is not None:
+        try:
+            lease = leases.acquire(timeout=settings.timeout, holder=holder)
+        except LeaseTimeout as exc:
+            report.failed("Connect", _sentence(exc.message) + ".", exc.hint)
+            return report
+        except Exception as exc:  # Redis unreachable: without the cap, do not connect
+            report.failed(
+                "Connect",
+                f"Could not take a connection slot for this destination: {exc}",
+                "Backupsite counts every connection to a destination in Redis; check that it runs. "
+                + BUSY_HINT,
+            )
+            return report
     try:
-        conn = ftp.connect_once(settings, create_root=not read_only)
+        conn = ftp.connect_once(settings, create_root=not read_only, lease=lease)
     except ftp.FtpError as exc:
         _report_connect_failure(report, settings, exc)
         return report

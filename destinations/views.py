@@ -6,7 +6,7 @@ from django.views.decorators.http import require_POST
 
 from backupsite.access import is_htmx, staff_required
 
-from . import reindex, validate, validated
+from . import reindex, sessions, validated
 from .forms import DestinationForm
 from .models import Destination, Snapshot
 
@@ -119,7 +119,7 @@ def destination_validate(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         return render(request, "destinations/_validate.html", {"form_errors": form.errors})
     candidate = form.save(commit=False)
-    report = validate.run(candidate.ftp_settings(), read_only=candidate.read_only)
+    report = sessions.validate_destination(candidate, holder=f"Validate by {request.user.get_username()}")
     recorded = validated.remember(request.session, candidate, report.ok, saved_digest=saved_digest)
     context = {
         "report": report,

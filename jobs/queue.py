@@ -21,6 +21,8 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from destinations.leases import holding_for
+
 from .models import BackupJob, QueueItem
 
 logger = logging.getLogger(__name__)
@@ -268,7 +270,8 @@ def run_item(item_id: int, kind: str, body: Callable[[QueueItem, Reporter], dict
     reporter = Reporter(item)
     status, error, result = Status.FAILED, "", None
     try:
-        result = body(item, reporter) or {}
+        with holding_for(lease_holder(item)):  # who waits for this item's FTP connections is told
+            result = body(item, reporter) or {}
         status = Status.PARTIAL if result.pop("status", None) == "partial" else Status.COMPLETED
         error = result.pop("error", "") if status == Status.PARTIAL else ""
     except Aborted as exc:
@@ -281,6 +284,12 @@ def run_item(item_id: int, kind: str, body: Callable[[QueueItem, Reporter], dict
     finally:
         reporter.close()
         finish(item, status, error=error, result=result)
+
+
+def lease_holder(item: QueueItem) -> str:
+    """How a connection lease names the work that holds it: "Backup #12 (nightly)"."""
+    name = f"{item.get_kind_display()} #{item.pk}"
+    return f"{name} ({item.title[:80]})" if item.title else name
 
 
 def _describe(exc: BaseException) -> str:

@@ -82,7 +82,7 @@ def _changed(field: str, new: InProcessFtpServer) -> dict[str, Any]:
 
 @pytest.mark.parametrize("field", CHANGES)
 def test_validate_of_unsaved_changes_never_sends_the_saved_password_to_the_new_server(
-    field: str, admin_client: Any, destination: Destination, new: InProcessFtpServer
+    field: str, admin_client: Any, destination: Destination, new: InProcessFtpServer, redis_settings: str
 ) -> None:
     """
     GIVEN a destination saved with server A's password

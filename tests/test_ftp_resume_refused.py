@@ -57,9 +57,9 @@ class NoResume(DropMidTransfer):
     def ftp_FEAT(self, line: str) -> Any:
         if not self.options.get("no_rest_feature"):
             return super().ftp_FEAT(line)  # type: ignore[misc]
-        self.push(
-            "211-Features supported:\r\n EPSV\r\n MDTM\r\n MLST type*;size*;modify*;perm*;\r\n SIZE\r\n UTF8\r\n211 End FEAT.\r\n"
-        )  # type: ignore[attr-defined]
+        features = ["EPSV", "MDTM", "MLST type*;size*;modify*;perm*;", "SIZE", "UTF8"]  # no REST
+        lines = "".join(f" {feature}\r\n" for feature in features)
+        self.push(f"211-Features supported:\r\n{lines}211 End FEAT.\r\n")  # type: ignore[attr-defined]
         return None
 
 

@@ -129,7 +129,7 @@ def test_validate_warns_about_a_world_writable_directory(pure_ftpd, ftp_dir):
 
 
 @pytest.mark.django_db
-def test_validate_api_answers_the_documented_shape(admin_user, pure_ftpd, ftp_dir):
+def test_validate_api_answers_the_documented_shape(admin_user, pure_ftpd, ftp_dir, redis_settings):
     destination = Destination(
         name="ftp",
         host=pure_ftpd.host,

@@ -1,0 +1,117 @@
+"""Validate counts against the destination's connection cap, like every other connection."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+from rest_framework.test import APIClient
+
+from destinations.leases import current_holder, holding_for
+from destinations.models import Destination
+from destinations.sessions import open_session
+from jobs import queue
+from jobs.models import Account, BackupJob, QueueItem
+
+pytestmark = [pytest.mark.django_db, pytest.mark.peer]
+
+
+@pytest.fixture
+def destination(pure_ftpd: Any, ftp_dir: str, redis_settings: str) -> Destination:
+    d = Destination(
+        name="capped",
+        host=pure_ftpd.host,
+        port=pure_ftpd.port,
+        username=pure_ftpd.user,
+        directory=ftp_dir,
+        ssl=False,
+        timeout=2,
+        retries=0,
+        concurrency=1,
+    )
+    d.set_password(pure_ftpd.password)
+    d.save()
+    return d
+
+
+@pytest.fixture
+def backup_item(destination: Destination, tmp_path: Any) -> QueueItem:
+    account = Account.objects.create(username="capbob", home=str(tmp_path))
+    job = BackupJob.objects.create(name="nightly", destination=destination)
+    job.accounts.set([account])
+    return queue.enqueue(
+        QueueItem.Kind.BACKUP, dispatch=False, title=job.name, job=job, destination=destination
+    )
+
+
+def _validate(admin_user: Any, destination: Destination) -> tuple[dict[str, Any], float]:
+    api = APIClient()
+    api.force_authenticate(admin_user)
+    started = time.monotonic()
+    body = api.post(f"/api/v1/destinations/{destination.pk}/validate/").json()
+    return body, time.monotonic() - started
+
+
+def test_validate_during_a_backup_at_concurrency_1_waits_for_the_connection(
+    admin_user: Any, destination: Destination, backup_item: QueueItem
+) -> None:
+    """
+    GIVEN a destination with concurrency 1 and a running backup holding its one connection
+    WHEN an admin presses Validate and the backup gives the connection back 1 s later
+    THEN Validate waited for it (no second session was opened meanwhile) and succeeds
+    """
+    released = threading.Event()
+    with holding_for(queue.lease_holder(backup_item)):
+        session = open_session(destination)
+    with session, session.connection() as conn:
+        assert conn.lease is not None
+        assert conn.listdir("") is not None  # a live, logged-in session on pure-ftpd
+
+        def finish_backup() -> None:
+            time.sleep(1.0)
+            session.close()
+            conn.close()
+            released.set()
+
+        threading.Thread(target=finish_backup, daemon=True).start()
+        body, took = _validate(admin_user, destination)
+    assert released.is_set()
+    assert body["ok"] is True, body
+    assert took >= 0.9  # it waited for the backup's connection instead of opening a second one
+
+
+def test_validate_that_cannot_get_a_connection_says_which_work_holds_it(
+    admin_user: Any, destination: Destination, backup_item: QueueItem
+) -> None:
+    """
+    GIVEN a destination with concurrency 1 whose connection a running backup keeps
+    WHEN Validate cannot get a connection within the destination's timeout (2 s)
+    THEN its Connect step, the only one, fails naming the backup that holds the connection
+    """
+    with holding_for(queue.lease_holder(backup_item)):
+        session = open_session(destination)
+    with session, session.connection():
+        body, took = _validate(admin_user, destination)
+    assert body["ok"] is False
+    [connect] = body["checks"]
+    assert connect["name"] == "Connect"
+    assert connect["detail"].startswith(
+        f"All 1 connections to this destination are in use by: Backup #{backup_item.pk} (nightly);"
+    )
+    assert "within 2 s" in connect["detail"]
+    assert 1.9 <= took < 5
+
+
+def test_a_queue_item_runs_under_its_own_lease_description(backup_item: QueueItem) -> None:
+    """The queue's runner names the work for every lease its body takes."""
+    seen: list[str] = []
+
+    def body(item: QueueItem, reporter: queue.Reporter) -> dict[str, Any]:
+        seen.append(current_holder())
+        return {}
+
+    queue.run_item(backup_item.pk, QueueItem.Kind.BACKUP, body)
+    assert seen == [f"Backup #{backup_item.pk} (nightly)"]
+    assert current_holder() == ""
