@@ -13,6 +13,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
+from django.utils.http import url_has_allowed_host_and_scheme
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -28,6 +29,16 @@ def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
         return view(request, *args, **kwargs)
 
     return wrapper
+
+
+def panel_url(request: HttpRequest, url: str | None, fallback: str) -> str:
+    """`url` (a `next` parameter) when it leads inside the panel, else `fallback`: a crafted
+    link must not turn the panel's redirects into a way off-site."""
+    if url and url_has_allowed_host_and_scheme(
+        url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return url
+    return fallback
 
 
 def is_htmx(request: HttpRequest) -> bool:

@@ -237,6 +237,8 @@ SESSION_COOKIE_HTTPONLY = True
 MYSQL_URL = env_str("BACKUPSITE_MYSQL_URL", "mysql://root@localhost/")
 # How long prepared downloads stay available.
 DOWNLOAD_TTL_HOURS = env_int("BACKUPSITE_DOWNLOAD_TTL_HOURS", 24, minimum=1, maximum=24 * 30)
+# Restores and downloads one client may have pending or running at once (admins: no limit).
+CLIENT_QUEUE_LIMIT = env_int("BACKUPSITE_CLIENT_QUEUE_LIMIT", 3, minimum=1, maximum=100)
 # Where workers spool pack files while uploading (at most about two packs at a time).
 TEMP_DIR = DATA_DIR / "tmp"
 

@@ -5,7 +5,7 @@ from django.contrib.auth import get_user_model
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import NotFound, Throttled, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -326,6 +326,7 @@ class SnapshotViewSet(
         from django.core.exceptions import ValidationError as DjangoValidationError
 
         from . import restore
+        from .limits import QueueFull
 
         snapshot = self.get_object()
         data = request.data
@@ -333,6 +334,8 @@ class SnapshotViewSet(
             raise ValidationError({"non_field_errors": ["The request body must be a JSON object."]})
         try:
             item = restore.submit(snapshot, data, request.user, download=download)
+        except QueueFull as exc:
+            raise Throttled(detail=exc.messages[0]) from None
         except DjangoValidationError as exc:
             detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
             raise ValidationError(detail) from None

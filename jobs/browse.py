@@ -342,11 +342,16 @@ def _messages(exc: Exception) -> list[str]:
 
 @login_required
 def download_file(request: HttpRequest, pk: int, token: str) -> FileResponse:
-    """A prepared download, for the user who asked for it (admins included) and nobody else."""
-    item = QueueItem.objects.filter(pk=pk, kind=QueueItem.Kind.DOWNLOAD, requested_by=request.user.pk).first()
+    """A prepared download, for the user who asked for it (admins included) and nobody else;
+    a client only while the account is still theirs."""
+    item = (
+        access.visible_queue_items(request.user)
+        .filter(pk=pk, kind=QueueItem.Kind.DOWNLOAD, requested_by=request.user.pk)
+        .first()
+    )
     if item is None or not secrets.compare_digest(str((item.result or {}).get("token", "")), token):
         raise Http404
-    path = downloads.download_file(item)
+    path = downloads.download_file(item, user=request.user)
     if path is None:
         raise Http404
     return FileResponse(path.open("rb"), as_attachment=True, filename=path.name)

@@ -122,11 +122,15 @@ def run_download(item: QueueItem, reporter: queue.Reporter) -> dict[str, Any]:
     return result
 
 
-def download_file(item: QueueItem, *, now: datetime | None = None) -> Path | None:
-    """The prepared file of download `item`, or None when there is none or it has expired.
+def download_file(item: QueueItem, *, user: Any = None, now: datetime | None = None) -> Path | None:
+    """The prepared file of download `item`, or None when there is none, it has expired, or
+    `user` (when given: whoever fetches it) may not have it any more.
 
-    The caller (the view) must check that the requesting user is `item.requested_by`.
+    A download is prepared for whoever asked, and fetched later: by then the account may
+    belong to another client, who is the only client that may read its files now.
     """
+    if user is not None and not may_fetch(item, user):
+        return None
     if item.kind != QueueItem.Kind.DOWNLOAD or item.status not in (
         QueueItem.Status.COMPLETED,
         QueueItem.Status.PARTIAL,
@@ -152,6 +156,16 @@ def download_file(item: QueueItem, *, now: datetime | None = None) -> Path | Non
     except OSError:
         return None
     return path
+
+
+def may_fetch(item: QueueItem, user: Any) -> bool:
+    """Whoever asked for the download, and (a client) only while they still own its account."""
+    if not user.is_authenticated or item.requested_by_id != user.pk:
+        return False
+    if user.is_staff:
+        return True
+    owner = Account.objects.filter(pk=item.account_id or 0).values_list("owner_id", flat=True).first()
+    return owner is not None and owner == user.pk
 
 
 def expire_downloads(*, now: datetime | None = None) -> int:

@@ -335,8 +335,12 @@ def queue_download(snapshot: Snapshot, request: RestoreRequest, user: Any) -> Qu
 
 
 def submit(snapshot: Snapshot, data: dict[str, Any], user: Any, *, download: bool) -> QueueItem:
-    """Check a restore or download request (raises ValidationError) and queue it."""
+    """Check a restore or download request (raises ValidationError) and queue it; QueueFull
+    when the client already has as many queued as they may."""
+    from .limits import check_client_queue
+
     checked = validate_request(snapshot, data, for_download=download)
+    check_client_queue(user)
     return (queue_download if download else queue_restore)(snapshot, checked, user)
 
 

@@ -5,7 +5,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import OuterRef, ProtectedError, Subquery
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import get_object_or_404, redirect, render, resolve_url
 from django.views.decorators.http import require_POST
 
 from backupsite import access
@@ -200,14 +200,14 @@ def snapshot_list(request: HttpRequest) -> HttpResponse:
 @require_POST
 def snapshot_lock(request: HttpRequest, pk: int) -> HttpResponse:
     snapshots.set_locked(access.get_snapshot(request.user, pk), True)
-    return redirect(request.POST.get("next") or "jobs:snapshots")
+    return redirect(access.panel_url(request, request.POST.get("next"), resolve_url("jobs:snapshots")))
 
 
 @staff_required
 @require_POST
 def snapshot_unlock(request: HttpRequest, pk: int) -> HttpResponse:
     snapshots.set_locked(access.get_snapshot(request.user, pk), False)
-    return redirect(request.POST.get("next") or "jobs:snapshots")
+    return redirect(access.panel_url(request, request.POST.get("next"), resolve_url("jobs:snapshots")))
 
 
 @staff_required
