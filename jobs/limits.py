@@ -8,6 +8,7 @@ Admins are not limited.
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 
 from .models import QueueItem
@@ -25,6 +26,9 @@ def check_client_queue(user: Any) -> None:
     """Raise QueueFull when `user` (a client) may not queue another restore or download."""
     if user.is_staff:
         return
+    # Run inside the transaction that queues the new item: the user's row, locked, makes
+    # concurrent requests of one client wait for each other (SQLite serialises writers anyway).
+    list(get_user_model().objects.select_for_update().filter(pk=user.pk).values_list("pk", flat=True))
     limit = int(settings.CLIENT_QUEUE_LIMIT)
     queued = QueueItem.objects.filter(
         requested_by=user.pk, kind__in=LIMITED_KINDS, status__in=OPEN_STATUSES

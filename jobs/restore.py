@@ -340,8 +340,9 @@ def submit(snapshot: Snapshot, data: dict[str, Any], user: Any, *, download: boo
     from .limits import check_client_queue
 
     checked = validate_request(snapshot, data, for_download=download)
-    check_client_queue(user)
-    return (queue_download if download else queue_restore)(snapshot, checked, user)
+    with transaction.atomic():  # the count and the new item together: two requests cannot both pass
+        check_client_queue(user)
+        return (queue_download if download else queue_restore)(snapshot, checked, user)
 
 
 def _enqueue(kind: str, verb: str, snapshot: Snapshot, request: RestoreRequest, user: Any) -> QueueItem:
