@@ -194,3 +194,23 @@ def test_admins_are_not_limited(admin_user: Any, world: dict[str, Any]) -> None:
     api.force_authenticate(admin_user)
     answers = [_queue_restore(api, world["alice_snapshot"]).status_code for _ in range(5)]
     assert answers == [202] * 5
+
+
+@pytest.mark.parametrize(("value", "message"), [("three", "must be an integer"), ("0", "must be at least 1")])
+def test_the_queue_limit_setting_is_parsed_strictly(tmp_path: Path, value: str, message: str) -> None:
+    """A typo in BACKUPSITE_CLIENT_QUEUE_LIMIT stops the program naming the variable."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "BACKUPSITE_DATA_DIR": str(tmp_path), "BACKUPSITE_CLIENT_QUEUE_LIMIT": value}
+    run = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        cwd=Path(__file__).resolve().parent.parent,
+        env={**env, "DJANGO_SETTINGS_MODULE": "backupsite.settings"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode != 0
+    assert f"BACKUPSITE_CLIENT_QUEUE_LIMIT {message}" in run.stderr
