@@ -1645,6 +1645,8 @@ class FtpSession:
         self.max_connections = max_connections or 0
         self.lease_timeout = lease_timeout
         self.holder = holder  # None: the holding_for() description where the session opens
+        self._wait_notice: Callable[[str], None] | None = None
+        self._wait_noticed = False
         self._create_root = create_root
         self._cond = threading.Condition()
         self._idle: list[FtpConnection] = []
@@ -1654,7 +1656,7 @@ class FtpSession:
         self._leases: ConnectionLeases | None = None
         limit = lease_limit if lease_limit is not None else self.max_connections
         if lease_key and limit:
-            from destinations.leases import ConnectionLeases, current_holder
+            from destinations.leases import ConnectionLeases, current_holder, current_wait_notice
 
             self._leases = ConnectionLeases.from_url(
                 redis_url or _default_redis_url(), lease_key, limit, ttl=lease_ttl
@@ -1663,6 +1665,7 @@ class FtpSession:
             # inherit its context: take the description now.
             if self.holder is None:
                 self.holder = current_holder()
+            self._wait_notice = current_wait_notice()
 
     def __repr__(self) -> str:
         return f"<FtpSession {self.settings.host}:{self.settings.port} {len(self._open)} open>"
@@ -1685,7 +1688,8 @@ class FtpSession:
 
     def _borrow(self) -> FtpConnection:
         lease = None
-        deadline = None if self.lease_timeout is None else time.monotonic() + self.lease_timeout
+        started = time.monotonic()
+        deadline = None if self.lease_timeout is None else started + self.lease_timeout
         poll = LEASE_POLL_MIN
         with self._cond:
             while True:
@@ -1707,6 +1711,8 @@ class FtpSession:
                         from destinations.leases import BUSY_HINT
 
                         raise DestinationBusy(self._leases.busy_message(self.lease_timeout or 0.0), BUSY_HINT)
+                    if time.monotonic() - started >= self.settings.timeout:
+                        self._notice_waiting()
                     wait = random.uniform(poll / 2, poll)
                     poll = min(LEASE_POLL_MAX, poll * 2)
                 self._cond.wait(timeout=wait)
@@ -1724,6 +1730,17 @@ class FtpSession:
             self._opening -= 1
             self._open.append(connection)
         return connection
+
+    def _notice_waiting(self) -> None:
+        """Tell the work that waits (its queue item's log), once, who holds the connections:
+        a restore queued behind a long backup should not look stuck."""
+        if self._wait_noticed or self._wait_notice is None or self._leases is None:
+            return
+        self._wait_noticed = True
+        try:
+            self._wait_notice(f"Waiting for a connection: {self._leases.in_use_message()}.")
+        except Exception:
+            logger.warning("could not report the wait for a connection lease", exc_info=True)
 
     def _give_back(self, connection: FtpConnection) -> None:
         with self._cond:

@@ -29,7 +29,7 @@ import secrets
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any
 
@@ -99,21 +99,32 @@ return redis.call('HMGET', KEYS[2], unpack(tokens))
 """
 
 _holder: contextvars.ContextVar[str] = contextvars.ContextVar("connection_lease_holder", default="")
+_on_wait: contextvars.ContextVar[Callable[[str], None] | None] = contextvars.ContextVar(
+    "connection_lease_wait_notice", default=None
+)
 
 
 @contextlib.contextmanager
-def holding_for(description: str) -> Iterator[None]:
-    """Leases taken inside (in this thread or context) say they are held for `description`."""
+def holding_for(description: str, *, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+    """Leases taken inside (in this thread or context) say they are held for `description`;
+    `on_wait` is told, once, when work that waits without a deadline has waited long."""
     reset = _holder.set(description[:120])
+    reset_wait = _on_wait.set(on_wait)
     try:
         yield
     finally:
+        _on_wait.reset(reset_wait)
         _holder.reset(reset)
 
 
 def current_holder() -> str:
     """The description leases taken now carry ("" outside holding_for)."""
     return _holder.get()
+
+
+def current_wait_notice() -> Callable[[str], None] | None:
+    """Who to tell that a lease is long in coming (None outside holding_for)."""
+    return _on_wait.get()
 
 
 class LeaseTimeout(Exception):
@@ -245,17 +256,21 @@ class ConnectionLeases:
             for raw in found
         ]
 
-    def busy_message(self, waited: float) -> str:
-        """Why no lease came: how many connections are allowed and which work holds them."""
+    def in_use_message(self) -> str:
+        """ "All 2 connections to this destination are in use by: Backup #12 (nightly), ..."."""
         try:
             holders = self.holders()
         except Exception:  # Redis unreachable: say what is known
             holders = []
         counted = ", ".join(f"{name} ({n} connections)" if n > 1 else name for name, n in _tally(holders))
         held = f" are in use by: {counted}" if counted else " are in use"
+        return f"All {self.limit} connections to this destination{held}"
+
+    def busy_message(self, waited: float) -> str:
+        """Why no lease came: how many connections are allowed and which work holds them."""
         return (
-            f"All {self.limit} connections to this destination{held}; none freed up within "
-            f"{waited:g} s (the destination allows {self.limit} at once)"
+            f"{self.in_use_message()}; none freed up within {waited:g} s "
+            f"(the destination allows {self.limit} at once)"
         )
 
     def _renew(self, token: str) -> int:

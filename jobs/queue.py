@@ -270,7 +270,8 @@ def run_item(item_id: int, kind: str, body: Callable[[QueueItem, Reporter], dict
     reporter = Reporter(item)
     status, error, result = Status.FAILED, "", None
     try:
-        with holding_for(lease_holder(item)):  # who waits for this item's FTP connections is told
+        # Leases say which work holds them; a long wait for one shows in the item's log.
+        with holding_for(lease_holder(item), on_wait=reporter.log):
             result = body(item, reporter) or {}
         status = Status.PARTIAL if result.pop("status", None) == "partial" else Status.COMPLETED
         error = result.pop("error", "") if status == Status.PARTIAL else ""

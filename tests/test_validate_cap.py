@@ -115,3 +115,39 @@ def test_a_queue_item_runs_under_its_own_lease_description(backup_item: QueueIte
     queue.run_item(backup_item.pk, QueueItem.Kind.BACKUP, body)
     assert seen == [f"Backup #{backup_item.pk} (nightly)"]
     assert current_holder() == ""
+
+
+@pytest.mark.django_db(transaction=True)  # the item's heartbeat thread writes from its own connection
+def test_work_queued_behind_a_backup_logs_which_work_holds_the_connection(
+    destination: Destination, backup_item: QueueItem
+) -> None:
+    """
+    GIVEN a destination with concurrency 1 (timeout 2 s) whose connection a backup holds
+    WHEN a restore's worker needs a connection and the backup gives it back only after 3 s
+    THEN the restore waits (it has no deadline) and its log says, once, what it waits for
+    """
+    restore_item = queue.enqueue(
+        QueueItem.Kind.RESTORE, dispatch=False, title="Restore capbob", destination=destination
+    )
+    with holding_for(queue.lease_holder(backup_item)):
+        backup_session = open_session(destination)
+    with backup_session, backup_session.connection() as backup_conn:
+        threading.Timer(3.0, backup_conn.close).start()  # the backup ends: its lease is released
+
+        def body(item: QueueItem, reporter: queue.Reporter) -> dict[str, Any]:
+            with open_session(destination) as session, session.connection() as conn:
+                conn.listdir("")
+            return {}
+
+        started = time.monotonic()
+        queue.run_item(restore_item.pk, QueueItem.Kind.RESTORE, body)
+        took = time.monotonic() - started
+    restore_item.refresh_from_db()
+    assert restore_item.status == QueueItem.Status.COMPLETED, restore_item.error
+    assert took >= 2.9
+    waits = [line for line in restore_item.log if "Waiting for a connection" in line]
+    assert len(waits) == 1
+    assert waits[0].endswith(
+        f"Waiting for a connection: All 1 connections to this destination are in use by: "
+        f"Backup #{backup_item.pk} (nightly)."
+    )
