@@ -1446,6 +1446,7 @@ class FtpConnection:
                     progress.offset = self._resume_offset(control, remote, source, size, last)
                 progress.decided = True
                 self._run(control, control.store(remote, source, size, progress), what)
+                self._resume_refused = self._resume_refused or progress.resume_refused
                 stored = self._run(control, control.size(remote), f"checking the size of {remote}")
                 if stored is not None and stored != size:
                     progress.offset, progress.started = 0, False  # not resumable: start over

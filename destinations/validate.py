@@ -15,7 +15,7 @@ from typing import Any
 
 from . import ftp
 from .ftp import FtpSettings
-from .leases import BUSY_HINT, ConnectionLeases, LeaseTimeout
+from .leases import ConnectionLeases, LeaseTimeout
 
 PROBE_BYTES = 64 * 1024
 
@@ -90,8 +90,7 @@ def run(
             report.failed(
                 "Connect",
                 f"Could not take a connection slot for this destination: {exc}",
-                "Backupsite counts every connection to a destination in Redis; check that it runs. "
-                + BUSY_HINT,
+                "Backupsite counts every connection to a destination in Redis: check that Redis runs.",
             )
             return report
     try:
