@@ -70,7 +70,7 @@ def world(tmp_path: Any) -> dict[str, Any]:
         path="2025-07-04/accounts/strictbob.tar.gz",
         created=datetime(2025, 7, 4, tzinfo=UTC),
         state=Snapshot.State.COMPLETE,
-        parts=[{"kind": "homedir", "name": "", "size": 1}, {"kind": "databases", "name": "strictbob_wp"}],
+        parts=[{"kind": "homedir", "name": "", "size": 1}],
         listing_root=root,
     )
     item = queue.enqueue(QueueItem.Kind.BACKUP, dispatch=False, title="a run", job=job)
@@ -146,5 +146,7 @@ def test_a_client_restore_with_a_list_body_queues_nothing(action: str, world: di
             "detail": f"The request body must be a JSON object, such as {{}}; got {'an array' if body.startswith('[') else 'null'}."
         }
     assert QueueItem.objects.count() == count
-    ok = api.post(f"/api/v1/snapshots/{world['snapshot']}/{action}/", data={}, format="json")
-    assert ok.status_code == 202, ok.json()  # an object (even empty) is still a request
+    ok = api.post(
+        f"/api/v1/snapshots/{world['snapshot']}/{action}/", data={"whole_account": True}, format="json"
+    )
+    assert ok.status_code == 202, ok.json()  # the same request as an object is queued

@@ -141,7 +141,7 @@ def test_a_prepared_download_is_refused_once_the_account_moved_to_another_client
 
 
 def _queue_restore(api: APIClient, snapshot: Snapshot, action: str = "restore") -> Any:
-    return api.post(f"/api/v1/snapshots/{snapshot.pk}/{action}/", {}, format="json")
+    return api.post(f"/api/v1/snapshots/{snapshot.pk}/{action}/", {"whole_account": True}, format="json")
 
 
 def test_a_client_may_queue_three_restores_and_downloads_then_gets_429(world: dict[str, Any]) -> None:
@@ -179,9 +179,10 @@ def test_the_restore_page_shows_the_limit_as_an_error(
     client.force_login(world["client_alice"])
     snapshot = world["alice_snapshot"]
     url = reverse("jobs:snapshot-restore", args=[snapshot.pk])
-    assert client.post(url, {"target": "new_folder"}).status_code == 302
+    form = {"whole_account": "1", "target": "new_folder", "confirmed": "1"}
+    assert client.post(url, form)["Location"].startswith("/queue/")
     count = QueueItem.objects.count()
-    response = client.post(url, {"target": "new_folder"})
+    response = client.post(url, form)
     assert response.status_code == 302
     assert response["Location"] == reverse("jobs:snapshot-detail", args=[snapshot.pk])
     [message] = [str(m) for m in get_messages(response.wsgi_request)]
