@@ -86,8 +86,8 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 return redis.call('ZCARD', KEYS[1])
 """
 
-# KEYS[1] = the set, KEYS[2] = its holders. Returns the live leases' holders, oldest first
-# (false where a holder left no description).
+# KEYS[1] = the set, KEYS[2] = its holders. Returns the live leases' holders (false where a
+# holder left no description).
 _HOLDERS = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -247,14 +247,14 @@ class ConnectionLeases:
         return int(self._count_script(keys=[self.key]))
 
     def holders(self) -> list[str]:
-        """Who holds the live leases, oldest first ("unknown work" where none was said)."""
+        """Who holds the live leases, sorted ("unknown work" where none was said)."""
         if not self.limit:
             return []
         found = self._holders_script(keys=[self.key, self.holders_key])
-        return [
+        return sorted(
             (raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)) if raw else "unknown work"
             for raw in found
-        ]
+        )
 
     def in_use_message(self) -> str:
         """ "All 2 connections to this destination are in use by: Backup #12 (nightly), ..."."""
