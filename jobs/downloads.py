@@ -15,6 +15,9 @@ What it holds, whatever the engine:
 * for mailboxes chosen without the whole home, only those boxes' lines of
   ``etc/<domain>/passwd``, ``shadow`` and ``quota``.
 
+A client's download leaves out what the account's uid could not read on the live system
+(``restore_native.readable_files``; reported as skipped); an admin's holds everything.
+
 Native backups are streamed into the tar.gz without staging: files are read in pack order
 through ranged downloads (one transfer per pack for what is chosen), checked against their
 sha256 (a mismatch fails the download: a tar cannot take bytes back). cPanel archives are read
@@ -61,7 +64,15 @@ from .restore_cpanel import (
     member_selector,
     read_capped,
 )
-from .restore_native import PackReader, mail_file_entries, mailbox_folder, manifest_of, read_entry
+from .restore_native import (
+    PackReader,
+    account_ids,
+    mail_file_entries,
+    mailbox_folder,
+    manifest_of,
+    read_entry,
+    readable_files,
+)
 
 GZIP_LEVEL = 3
 TOKEN_RE = re.compile(r"[0-9a-f]{32}")
@@ -317,12 +328,17 @@ def _native(
     progress: EngineProgress,
     outcome: Outcome,
 ) -> None:
-    manifest = manifest_of(snapshot, account, session)
     boxes = [mailbox_folder(box) for box in plan.mailboxes]
+
+    def wanted(path: bytes) -> bool:
+        rel = os.fsdecode(path)
+        return plan.covers_home_path(rel) or any(rel == b or rel.startswith(b + "/") for b in boxes)
+
+    manifest = manifest_of(snapshot, account, session)
+    manifest = readable_files(manifest, account, account_ids(account, manifest), plan, wanted, outcome)
     chosen: list[native.Entry] = []
     for entry in manifest.entries:
-        rel = os.fsdecode(entry.path)
-        if not (plan.covers_home_path(rel) or any(rel == b or rel.startswith(b + "/") for b in boxes)):
+        if not wanted(entry.path):
             continue
         try:
             split_relative(entry.path)

@@ -5,8 +5,11 @@ Where things go:
 * Home files and mailboxes go into the account's home folder: over the current files
   (``overwrite``) or into a new folder ``restore-YYYY-MM-DD-HHMMSS/`` inside it (``new_folder``,
   the default; it never replaces anything). Every write goes through ``SafeTree`` (directory
-  file descriptors, O_NOFOLLOW, no '..', setuid/setgid dropped); as root, everything written
-  is owned by the owner of the home folder itself. The new folder is opened with O_NOFOLLOW
+  file descriptors, O_NOFOLLOW, no '..', setuid/setgid dropped). As root, native backups get
+  back the owners they recorded (``destinations.engines.ownership``: the account's entries go
+  to the current owner of the home folder, root's and other users' by name, else by number);
+  everything else written (cPanel archives, the new folder itself, folders a restore has to
+  create) belongs to the owner of the home folder. The new folder is opened with O_NOFOLLOW
   from the home folder's descriptor and written through that descriptor, so a user who swaps
   it for a symlink while the restore runs cannot redirect it.
 * Databases go into the server from settings, over the database of the same name, or into
@@ -16,6 +19,9 @@ Where things go:
   asking for it is refused, and a whole-account restore or download skips it with the reason.
 * Configuration parts (cron, DNS zones, SSL, FTP accounts, domains, forwarders and filters,
   account settings) are not applied: skipped with ``CONFIG_REASON``; downloads include them.
+
+A client restores and downloads only what the account's uid could read on the live system
+(``ownership.ReadCheck``); the rest is skipped with the reason. An admin restores everything.
 
 A backup is only ever restored into its own account (the snapshot's account; a queue item
 naming another account, an archive that names another account, a backup that is not
@@ -39,6 +45,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from backupsite import access
 from destinations import listing
 from destinations.engines import native
 from destinations.engines.localfs import SafeTree, UnsafePath
@@ -374,6 +381,7 @@ class Plan:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     overwrite: bool = False
     database_name: str = ""
+    admin: bool = False  # asked by an admin: files the account's uid cannot read are included
 
     @property
     def wants_files(self) -> bool:
@@ -597,7 +605,8 @@ class HomeTarget:
         self.new_folder = ""
         try:
             home_st = os.fstat(self.home_fd)
-            self.owner = (home_st.st_uid, home_st.st_gid) if os.geteuid() == 0 else None
+            self.ids = (home_st.st_uid, home_st.st_gid)  # the account's uid and gid, now
+            self.owner = self.ids if os.geteuid() == 0 else None
             self.display = home
             if new_folder:
                 self.new_folder = self._make_folder(now)
@@ -819,6 +828,11 @@ def open_session(destination: Destination) -> FtpSession:
     return open_backup_session(destination)
 
 
+def by_admin(item: QueueItem) -> bool:
+    """Whether an admin asked for `item`: only then are files the account cannot read included."""
+    return access.is_staff(item.requested_by) if item.requested_by is not None else False
+
+
 def restore_target(item: QueueItem, snapshot: Snapshot) -> Account:
     """The account to restore into: always the snapshot's own; refuses everything else."""
     account = snapshot.account
@@ -856,7 +870,9 @@ def load_run(
         raise RestoreRefused("The backup is no longer in the index.")
     account = restore_target(item, snapshot)
     request = load_request(snapshot, item.params, for_download=for_download)
-    return snapshot, account, request, build_plan(snapshot, request, for_download=for_download)
+    plan = build_plan(snapshot, request, for_download=for_download)
+    plan.admin = by_admin(item)
+    return snapshot, account, request, plan
 
 
 @contextlib.contextmanager

@@ -10,12 +10,16 @@ of packs over one connection.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
-from collections.abc import Iterable, Iterator
+import os
+import stat
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from destinations import catalog
-from destinations.engines import native
+from destinations.engines import native, ownership
 from destinations.engines.native_common import PACKS_DIR, Session
 from destinations.engines.native_read import GAP_BRIDGE, decode_chunk
 from destinations.ftp import RemoteStore
@@ -35,6 +39,8 @@ from .restore import (
     write_error,
 )
 
+NOBODY = 65534
+
 # --- shared with downloads ------------------------------------------------------------------
 
 
@@ -47,6 +53,39 @@ def manifest_of(snapshot: Snapshot, account: Account, session: Session) -> nativ
     if manifest.account != account.username:
         raise RestoreRefused(f"The backup holds account {manifest.account}, not {account.username}; refused.")
     return manifest
+
+
+def account_ids(account: Account, manifest: native.Manifest) -> ownership.Ids:
+    """The account's (uid, gid) now: its home folder's owner and group; without a home folder
+    here, what the backup recorded (an old backup recorded nothing: every entry is the
+    account's then, so any ids do)."""
+    with contextlib.suppress(OSError):
+        st = os.lstat(account.home) if account.home else None
+        if st is not None and stat.S_ISDIR(st.st_mode):
+            return st.st_uid, st.st_gid
+    return manifest.owner or (NOBODY, NOBODY)
+
+
+def readable_files(
+    manifest: native.Manifest,
+    account: Account,
+    ids: ownership.Ids,
+    plan: Plan,
+    chosen: Callable[[bytes], bool],
+    outcome: Outcome,
+) -> native.Manifest:
+    """The manifest as the requester may have it: whole for an admin; for a client, without
+    the entries the account's uid could not read (those among the `chosen` paths are
+    reported as skipped, with the reason)."""
+    if plan.admin:
+        return manifest
+    check = ownership.ReadCheck(manifest, ownership.Owners(manifest, ids), account.username)
+    for hidden in check.hidden(e for e in manifest.entries if chosen(e.path)):
+        outcome.skip(hidden.entry.display, hidden.reason)
+    entries = [e for e in manifest.entries if check.allowed(e)]
+    if len(entries) == len(manifest.entries):
+        return manifest
+    return dataclasses.replace(manifest, entries=entries)
 
 
 def mailbox_folder(box: str) -> str:
@@ -87,7 +126,22 @@ def restore(
             if not plan.whole_home:
                 folders = (mailbox_folder(box) for box in plan.mailboxes)
                 paths = [*plan.paths, *(f for f in folders if not plan.covers_home_path(f))]
+            wanted = None if paths is None else [os.fsencode(p) for p in paths]
+            full = manifest
+            manifest = readable_files(
+                full,
+                account,
+                target.ids,
+                plan,
+                lambda rel: wanted is None or any(rel == w or rel.startswith(w + b"/") for w in wanted),
+                outcome,
+            )
+            if paths is not None and manifest is not full:
+                # A chosen path left out above was reported; materialise must not call it missing.
+                kept, known = manifest.entry_map(), full.entry_map()
+                paths = [p for p in paths if os.fsencode(p) in kept or os.fsencode(p) not in known]
             if paths is None or paths:
+                owners = ownership.Owners(manifest, target.ids)
                 result = native.materialise(
                     session,
                     snapshot.path,
@@ -96,6 +150,7 @@ def restore(
                     paths=paths,
                     progress=progress,
                     owner=target.owner,
+                    owner_of=owners.of,
                     overwrite=plan.overwrite,
                 )
                 outcome.restored += result.restored

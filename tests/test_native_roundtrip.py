@@ -19,6 +19,7 @@ from destinations.engines import native
 from destinations.engines.native_format import FORMAT_TEXT
 from destinations.ftp import FtpSession
 from tests.fakes import Counting, Recorder, SqlDump, make_everything_tree, tree_state
+from tests.fixtures_restore import chown_tree
 from tests.ftp_servers import PureFtpd
 from tests.peers import missing_peer
 
@@ -257,7 +258,9 @@ def test_format_file_describes_a_restore_that_works_by_hand(
     GIVEN a backup on pure-ftpd and the BACKUPSITE-FORMAT.txt the engine wrote beside it
     WHEN the "restore everything by hand" commands from that text are run with zstd, jq,
          tail, head and sh on a copy of the backup folder
-    THEN every file with a UTF-8 name comes back identical and passes sha256sum -c
+    THEN every file with a UTF-8 name comes back identical and passes sha256sum -c, and
+         (run as root) every entry gets back its owner and group: the account's (the home
+         folder's) and root's, another user's and a group's
     """
     for tool in ("zstd", "jq", "sha256sum"):
         if shutil.which(tool) is None:
@@ -265,6 +268,14 @@ def test_format_file_describes_a_restore_that_works_by_hand(
     home = tmp_path / "home"
     make_everything_tree(home, chunk_size=CHUNK)
     (home / "a-fifo").unlink()
+    owners = os.geteuid() == 0
+    if owners:
+        chown_tree(home, (4242, 4243))
+        os.chown(home / "secret", 0, 0)
+        os.chown(home / "secret" / "key", 0, 0)
+        os.chown(home / "public_html", 4242, 99)
+        os.lchown(home / "link-dangling", 1234, 1235)
+        os.chmod(home / "script.sh", 0o755)  # noqa: S103 - chown by hand clears setuid; modes are compared
     manifest = backup(session, home)
     destination = pure_ftpd.root / ftp_dir
     assert (destination / "BACKUPSITE-FORMAT.txt").read_text() == FORMAT_TEXT
@@ -288,3 +299,10 @@ def test_format_file_describes_a_restore_that_works_by_hand(
             ).read_bytes()
         if entry.type == "l" and b"\xff" not in entry.path and b"\xfe" not in (entry.link or b""):
             assert os.readlink(restored / os.fsdecode(entry.path)) == os.fsdecode(entry.link or b"")
+        if owners and b"\xff" not in entry.path and (entry.type != "l" or b"\xfe" not in (entry.link or b"")):
+            got, was = os.lstat(restored / os.fsdecode(entry.path)), os.lstat(home / os.fsdecode(entry.path))
+            assert (got.st_uid, got.st_gid) == (was.st_uid, was.st_gid), entry.display
+    if owners:
+        assert os.stat(restored / "secret").st_uid == 0
+        assert os.stat(restored / "public_html").st_gid == 99
+        assert os.stat(restored / "small.php")[4:6] == (4242, 4243)

@@ -15,7 +15,9 @@ Conflict policy (one rule for every restore engine):
 - Files are written under a temporary name in the target folder and renamed into place by
   `finish_file`, so a failed restore never leaves a half-written file under the real name.
 - setuid and setgid bits are always dropped; the sticky bit is kept.
-- With `owner`, everything created is chowned (lchown for links) to that (uid, gid).
+- With `owner`, everything created is chowned (lchown for links) to that (uid, gid), or to
+  the (uid, gid) a call names for its entry (a restore puts back the owners a backup
+  recorded); without it, nothing is chowned at all (not running as root).
 """
 
 from __future__ import annotations
@@ -157,18 +159,31 @@ class SafeTree:
                     break
         return fd
 
-    def _make_dir(self, parent: int, name: bytes, mode: int) -> int:
+    def _owner(self, owner: tuple[int, int] | None) -> tuple[int, int] | None:
+        """Whom to chown to: the call's owner, else the tree's; nobody when the tree has none."""
+        return None if self.owner is None else owner or self.owner
+
+    def _make_dir(self, parent: int, name: bytes, mode: int, owner: tuple[int, int] | None = None) -> int:
         # Created concurrently? The open below refuses anything but a real folder.
         with contextlib.suppress(FileExistsError):
             os.mkdir(name, 0o700, dir_fd=parent)
         fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
         os.fchmod(fd, safe_mode(mode))
-        if self.owner is not None:
-            os.fchown(fd, *self.owner)
+        if (chown := self._owner(owner)) is not None:
+            os.fchown(fd, *chown)
         return fd
 
-    def mkdir(self, rel: str | bytes, mode: int = 0o755, *, replace: bool = False) -> None:
-        """Create the folder `rel` (and its parents). An existing real folder is kept as is."""
+    def mkdir(
+        self,
+        rel: str | bytes,
+        mode: int = 0o755,
+        *,
+        replace: bool = False,
+        owner: tuple[int, int] | None = None,
+    ) -> None:
+        """Create the folder `rel` (and its parents, which get the tree's owner). An existing
+        real folder is kept as is. Created with its final `owner` right away: a folder that
+        belongs to root is never the account's, not even while it is being filled."""
         parts = split_relative(rel)
         parent = self._dir_fd(parts[:-1], create=True, replace=replace)
         name = parts[-1]
@@ -182,20 +197,27 @@ class SafeTree:
             os.unlink(name, dir_fd=parent)
             st = None
         if st is None:
-            fd = self._make_dir(parent, name, mode)
+            fd = self._make_dir(parent, name, mode, owner)
             old = self._fds.pop(parts, None)
             if old is not None:
                 os.close(old)
             self._fds[parts] = fd
 
-    def finish_dir(self, rel: str | bytes, mode: int | None = None, mtime_ns: int | None = None) -> None:
-        """Set a folder's mode and mtime (call after its content is written)."""
+    def finish_dir(
+        self,
+        rel: str | bytes,
+        mode: int | None = None,
+        mtime_ns: int | None = None,
+        *,
+        owner: tuple[int, int] | None = None,
+    ) -> None:
+        """Set a folder's owner, mode and mtime (call after its content is written)."""
         parts = split_relative(rel)
         fd = self._dir_fd(parts, create=False, replace=False)
+        if (chown := self._owner(owner)) is not None:
+            os.fchown(fd, *chown)
         if mode is not None:
             os.fchmod(fd, safe_mode(mode))
-        if self.owner is not None:
-            os.fchown(fd, *self.owner)
         if mtime_ns is not None:
             os.utime(fd, ns=(mtime_ns, mtime_ns))
 
@@ -248,11 +270,12 @@ class SafeTree:
         mode: int | None = None,
         mtime_ns: int | None = None,
         overwrite: bool = False,
+        owner: tuple[int, int] | None = None,
     ) -> None:
-        """Set mode, owner and mtime, then rename the file into place (or drop it on error)."""
+        """Set owner, mode and mtime, then rename the file into place (or drop it on error)."""
         try:
-            if self.owner is not None:
-                os.fchown(handle.fd, *self.owner)
+            if (chown := self._owner(owner)) is not None:
+                os.fchown(handle.fd, *chown)
             if mode is not None:
                 os.fchmod(handle.fd, safe_mode(mode))  # after chown, which may clear bits
             if mtime_ns is not None:
@@ -296,6 +319,7 @@ class SafeTree:
         mtime_ns: int | None = None,
         overwrite: bool = False,
         replace: bool = False,
+        owner: tuple[int, int] | None = None,
     ) -> None:
         """Create a symlink (its target is stored as is and never followed here)."""
         parts = split_relative(rel)
@@ -308,8 +332,8 @@ class SafeTree:
         tmp = _TMP_PREFIX + secrets.token_hex(6).encode()
         os.symlink(link_target, tmp, dir_fd=parent)
         try:
-            if self.owner is not None:
-                os.chown(tmp, *self.owner, dir_fd=parent, follow_symlinks=False)
+            if (chown := self._owner(owner)) is not None:
+                os.chown(tmp, *chown, dir_fd=parent, follow_symlinks=False)
             if mtime_ns is not None:
                 os.utime(tmp, ns=(mtime_ns, mtime_ns), dir_fd=parent, follow_symlinks=False)
             self._check_target(parent, parts[-1], raw, overwrite)

@@ -41,7 +41,10 @@ MANIFEST
      "databases": [{"name": "bob_wp", "object": "db/bob_wp-000003.sql.zst",
                     "size": <SQL bytes>, "stored": <object bytes>, "sha256": "<of the SQL>"}],
      "parts": [{"kind": "homedir" | "databases" | "email_accounts", "name": ..., "size": ...}],
-     "totals": {...}}
+     "totals": {...},
+     "owner": {"uid": 1001, "gid": 1001}  (the home folder's owner and group: the account's),
+     "users": {"0": "root", "1001": "bob"}, "groups": {"99": "nobody", "1001": "bob"}
+              (the names, on the backed-up system, of every owner and group below)}
 
   Every other line is one entry of the home folder, with paths relative to it:
 
@@ -53,6 +56,8 @@ MANIFEST
     "s"   size in bytes (files)
     "h"   sha256 of the file's content (files)
     "l" / "lb"  the symlink's target (text / base64 of raw bytes); links are not followed
+    "u" / "g"   owner uid / group gid, only when not the header's "owner" uid / gid
+                (absent: the account's; backups without "owner" record no owners at all)
     "k"   the file's content: a list of chunks, in order, each
           [pack, offset, stored_length, codec, length]
           = `stored_length` bytes at byte `offset` (0-based) of packs/<pack>; codec "zstd"
@@ -85,18 +90,20 @@ RESTORE EVERYTHING BY HAND
 
   lftp -u USER,PASS -e 'mirror DIR/bob/20250704T021500Z-1a2b3c4d backup; bye' HOST
   cd backup
-  zstd -dc manifest-000003.json.zst | tail -n +2 | jq -r '
+  zstd -dc manifest-000003.json.zst | jq -rn 'input.owner as $o | inputs |
     def q: @sh;
     def oct: "\((./512|floor)%8)\((./64|floor)%8)\((./8|floor)%8)\(.%8)";
     def unpack: if . == "zstd" then "zstd -dc" else "cat" end;
     select(.p) | ("../restored/" + .p) as $t |
-    if .t == "d" then "mkdir -p -- \($t|q)"
+    "chown -h \(.u // $o.uid // ""):\(.g // $o.gid // "") \($t|q)" as $own |
+    if .t == "d" then "mkdir -p -- \($t|q)", $own
     elif .t == "l" and .l then
-      "mkdir -p -- \"$(dirname -- \($t|q))\" && ln -sfn -- \(.l|q) \($t|q)"
+      "mkdir -p -- \"$(dirname -- \($t|q))\" && ln -sfn -- \(.l|q) \($t|q)", $own
     elif .t == "l" then "echo \($t|q): link target not UTF-8, see lb >&2"
     else
       "mkdir -p -- \"$(dirname -- \($t|q))\" && : > \($t|q)",
       (.k[] | "tail -c +\(.[1] + 1) packs/\(.[0]) | head -c \(.[2]) | \(.[3]|unpack) >> \($t|q)"),
+      $own,
       "chmod \(.m|oct) \($t|q)",
       "touch -m -d @\(.mt / 1000000000 | floor) \($t|q)"
     end' > restore.sh
@@ -106,8 +113,11 @@ RESTORE EVERYTHING BY HAND
     'select(.t == "f" and .p and (.p | contains("\n") | not)) | "\(.h)  ../restored/\(.p)"' \
     | sha256sum -c --quiet           # (checks all files except names with a newline)
 
-  Entries whose names are not UTF-8 have "pb" instead of "p" (links: "lb" instead of "l")
-  and are not handled by the script above: decode them with  jq -r '.pb' | base64 -d  and
+  The chown lines put owners back by number, the account's entries onto the header's
+  "owner" (run as root; on another system, or when the account's uid changed, edit the
+  numbers first, using the header's "users" and "groups" names; as another user drop them:
+  grep -v '^chown' restore.sh). Entries whose names are not UTF-8 have "pb" instead of "p"
+  (links: "lb" instead of "l") and are not handled by the script above: decode them with  jq -r '.pb' | base64 -d  and
   restore them the same way. Folder times are not set by the script (run touch on folders last if needed).
 
 DATABASES

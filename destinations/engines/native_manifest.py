@@ -60,13 +60,19 @@ class Entry:
     sha256: str = ""
     link: bytes | None = None
     chunks: tuple[ChunkRef, ...] = ()
+    # Owner and group as numbers on the backed-up system; None: the account's (the owner of
+    # the home folder, Manifest.owner), which is what nearly every entry has and what
+    # manifests written before owners were recorded mean.
+    uid: int | None = None
+    gid: int | None = None
 
     @property
     def display(self) -> str:
         return display_path(self.path)
 
     def same_metadata(self, other: Entry) -> bool:
-        """The incremental rule: unchanged when type, size, mtime, mode and link target match."""
+        """The incremental rule: unchanged when type, size, mtime, mode and link target match
+        (the owner is compared apart, see same_owner: a new owner alone keeps the content)."""
         return (
             self.type == other.type
             and self.size == other.size
@@ -74,6 +80,9 @@ class Entry:
             and self.mode == other.mode
             and self.link == other.link
         )
+
+    def same_owner(self, other: Entry) -> bool:
+        return self.uid == other.uid and self.gid == other.gid
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +125,11 @@ class Manifest:
     entries: list[Entry] = field(default_factory=list)
     chunk_size: int = 0
     stored_size: int = 0  # bytes of the manifest object itself, when read back
+    # (uid, gid) of the home folder when it was backed up: what an entry's None owner means.
+    # None in manifests written before owners were recorded.
+    owner: tuple[int, int] | None = None
+    users: dict[int, str] = field(default_factory=dict)  # uid -> user name, as on the backed-up system
+    groups: dict[int, str] = field(default_factory=dict)  # gid -> group name
 
     @property
     def name(self) -> str:
@@ -177,6 +191,16 @@ class Manifest:
             ],
             "parts": [{"kind": p.kind, "name": p.name, "size": p.size} for p in self.parts],
             "totals": dict(self.totals),
+            **self._owner_header(),
+        }
+
+    def _owner_header(self) -> dict[str, Any]:
+        if self.owner is None:
+            return {}
+        return {
+            "owner": {"uid": self.owner[0], "gid": self.owner[1]},
+            "users": {str(uid): name for uid, name in sorted(self.users.items())},
+            "groups": {str(gid): name for gid, name in sorted(self.groups.items())},
         }
 
 
@@ -202,6 +226,10 @@ def entry_to_json(entry: Entry) -> dict[str, Any]:
         out["k"] = [[c.pack, c.offset, c.stored, c.codec, c.length] for c in entry.chunks]
     elif entry.type == "l" and entry.link is not None:
         _path_field("l", entry.link, out)
+    if entry.uid is not None:
+        out["u"] = entry.uid
+    if entry.gid is not None:
+        out["g"] = entry.gid
     return out
 
 
@@ -217,7 +245,13 @@ def _entry_line(entry: Entry) -> str:
     """
     kind = entry.type
     mode, mtime = entry.mode, entry.mtime_ns
-    if type(mode) is int and type(mtime) is int and (kind == "d" or kind == "f"):
+    if (
+        type(mode) is int
+        and type(mtime) is int
+        and (kind == "d" or kind == "f")
+        and entry.uid is None
+        and entry.gid is None
+    ):
         try:
             path = _quote(entry.path.decode("utf-8"))
         except UnicodeDecodeError:
@@ -353,7 +387,11 @@ def _decode_header(head: dict[str, Any]) -> Manifest:
     totals = head.get("totals") or {}
     if not isinstance(totals, dict) or not all(type(v) is int for v in totals.values()):
         raise _Bad("'totals' must map names to integers")
+    owner, users, groups = _decode_owners(head)
     return Manifest(
+        owner=owner,
+        users=users,
+        groups=groups,
         account=account,
         backup_id=backup_id,
         generation=_int(head, "generation", minimum=1),
@@ -370,6 +408,47 @@ def _decode_header(head: dict[str, Any]) -> Manifest:
     )
 
 
+MAX_ID = 2**32 - 2  # (uid_t)-1 means "no change" to chown
+MAX_OWNER_NAME = 255
+
+
+def valid_owner_name(name: str) -> bool:
+    """What a user or group name in a manifest may be (as /etc/passwd and /etc/group hold them)."""
+    return 0 < len(name) <= MAX_OWNER_NAME and name.isprintable() and ":" not in name
+
+
+def _owner_id(value: object, what: str) -> int:
+    if type(value) is not int or not 0 <= value <= MAX_ID:
+        raise _Bad(f"{what} must be an integer from 0 to {MAX_ID}")
+    return value
+
+
+def _names(value: object, what: str) -> dict[int, str]:
+    """A uid -> name (or gid -> name) map of the header; names are only ever looked up."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _Bad(f"{what!r} must map ids to names")
+    names: dict[int, str] = {}
+    for key, name in value.items():
+        if not isinstance(key, str) or not key.isdigit() or not isinstance(name, str):
+            raise _Bad(f"{what!r} must map decimal ids to names")
+        if not valid_owner_name(name):
+            raise _Bad(f"{what!r} holds an invalid name {name[:40]!r}")
+        names[_owner_id(int(key), f"an id of {what!r}")] = name
+    return names
+
+
+def _decode_owners(head: dict[str, Any]) -> tuple[tuple[int, int] | None, dict[int, str], dict[int, str]]:
+    owner = head.get("owner")
+    if owner is None:
+        return None, {}, {}
+    if not isinstance(owner, dict):
+        raise _Bad("'owner' must be an object with uid and gid")
+    ids = (_owner_id(owner.get("uid"), "the owner's uid"), _owner_id(owner.get("gid"), "the owner's gid"))
+    return ids, _names(head.get("users"), "users"), _names(head.get("groups"), "groups")
+
+
 def _decode_entry(obj: dict[str, Any], packs: dict[str, PackInfo]) -> Entry:
     path = _raw_path(obj, "p")
     if path is None:
@@ -380,6 +459,10 @@ def _decode_entry(obj: dict[str, Any], packs: dict[str, PackInfo]) -> Entry:
     entry = Entry(path=path, type=kind, mode=_int(obj, "m"), mtime_ns=_int(obj, "mt", minimum=-(2**63)))
     if entry.mode > 0o7777:
         raise _Bad("mode has bits beyond 0o7777")
+    if "u" in obj:
+        entry.uid = _owner_id(obj["u"], "'u'")
+    if "g" in obj:
+        entry.gid = _owner_id(obj["g"], "'g'")
     if kind == "l":
         entry.link = _raw_path(obj, "l")
         if not entry.link:
@@ -479,8 +562,10 @@ def _decode_entries_fast(body: bytes, count: int, packs: dict[str, PackInfo]) ->
             if type(obj) is not dict:
                 return None
             path, kind, mode, mtime = obj.get("p"), obj.get("t"), obj.get("m"), obj.get("mt")
+            # A plain file has 7 keys, a plain folder 4; more (an owner "u"/"g") or fewer: strict.
             if (
                 type(path) is not str
+                or len(obj) != (7 if kind == "f" else 4)
                 or type(mode) is not int
                 or type(mtime) is not int
                 or not 0 <= mode <= 0o7777

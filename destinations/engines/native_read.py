@@ -16,7 +16,7 @@ import posixpath
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -314,9 +314,15 @@ class _Restorer:
     only the calling thread talks to the ProgressSink (`tick`)."""
 
     def __init__(
-        self, tree: SafeTree, progress: ProgressSink, result: MaterialiseResult, overwrite: bool
+        self,
+        tree: SafeTree,
+        progress: ProgressSink,
+        result: MaterialiseResult,
+        overwrite: bool,
+        owner_of: Callable[[Entry], tuple[int, int]] | None = None,
     ) -> None:
         self.tree = tree
+        self.owner_of = owner_of
         self.progress = progress
         self.result = result
         self.overwrite = overwrite
@@ -424,7 +430,11 @@ class _Restorer:
         try:
             with self.lock:
                 self.tree.finish_file(
-                    handle, mode=entry.mode, mtime_ns=entry.mtime_ns, overwrite=self.overwrite
+                    handle,
+                    mode=entry.mode,
+                    mtime_ns=entry.mtime_ns,
+                    overwrite=self.overwrite,
+                    owner=self.owner_of(entry) if self.owner_of else None,
                 )
         except FileExistsError:
             self.skip(entry, "exists (not overwritten)")
@@ -505,6 +515,7 @@ def materialise(
     paths: Sequence[str | bytes] | None = None,
     progress: ProgressSink | None = None,
     owner: tuple[int, int] | None = None,
+    owner_of: Callable[[Entry], tuple[int, int]] | None = None,
     overwrite: bool = False,
 ) -> MaterialiseResult:
     """Restore the backup, or the chosen paths (a folder selects its subtree), into `dest`.
@@ -514,6 +525,10 @@ def materialise(
     Symlinks are created as links (never followed); setuid/setgid bits are dropped;
     folders get their mode and mtime after their content. Entries whose path is absolute or
     holds '..' are refused and reported in `skipped`.
+
+    `owner`: the (uid, gid) of folders the restore creates and, without `owner_of`, of
+    everything; `owner_of(entry)`: each entry's (uid, gid) (see ownership.Owners). Nothing is
+    chowned without `owner`.
     """
     sink = progress or NullProgress()
     result = MaterialiseResult()
@@ -526,11 +541,11 @@ def materialise(
         made_dirs = []
         for entry in dirs:
             try:
-                tree.mkdir(entry.path, 0o700, replace=overwrite)
+                tree.mkdir(entry.path, 0o700, replace=overwrite, owner=owner_of(entry) if owner_of else None)
                 made_dirs.append(entry)
             except (UnsafePath, OSError) as exc:
                 result.skipped.append((entry.display, f"cannot create folder: {exc}"))
-        restorer = _Restorer(tree, sink, result, overwrite)
+        restorer = _Restorer(tree, sink, result, overwrite, owner_of)
         states = [_FileState(entry, digest=hashlib.sha256()) for entry in files]
         by_pack: dict[str, list[_Piece]] = defaultdict(list)
         for state in states:
@@ -579,7 +594,13 @@ def materialise(
         for entry in links:
             assert entry.link is not None
             try:
-                tree.symlink(entry.path, entry.link, mtime_ns=entry.mtime_ns, overwrite=overwrite)
+                tree.symlink(
+                    entry.path,
+                    entry.link,
+                    mtime_ns=entry.mtime_ns,
+                    overwrite=overwrite,
+                    owner=owner_of(entry) if owner_of else None,
+                )
                 result.links += 1
             except FileExistsError:
                 result.skipped.append((entry.display, "exists (not overwritten)"))
@@ -587,7 +608,9 @@ def materialise(
                 result.skipped.append((entry.display, f"cannot create link: {exc}"))
         for entry in sorted(made_dirs, key=lambda e: e.path.count(b"/"), reverse=True):
             try:
-                tree.finish_dir(entry.path, entry.mode, entry.mtime_ns)
+                tree.finish_dir(
+                    entry.path, entry.mode, entry.mtime_ns, owner=owner_of(entry) if owner_of else None
+                )
                 result.dirs += 1
             except (UnsafePath, OSError) as exc:
                 result.skipped.append((entry.display, f"cannot set folder mode/time: {exc}"))

@@ -6,9 +6,12 @@ swaps a folder for a symlink while a backup runs cannot make the engine read els
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fnmatch
+import grp
 import os
+import pwd
 import stat
 import sys
 from collections import OrderedDict
@@ -17,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .native_common import display_path
-from .native_manifest import Entry, Part
+from .native_manifest import Entry, Part, valid_owner_name
 
 _FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -43,6 +46,9 @@ class SourceTree:
     entries: list[Entry] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     excluded: int = 0
+    owner: tuple[int, int] = (0, 0)  # of the home folder: the account's uid and gid
+    users: dict[int, str] = field(default_factory=dict)  # every uid seen -> its name here
+    groups: dict[int, str] = field(default_factory=dict)  # every gid seen -> its name here
 
     @property
     def files(self) -> int:
@@ -127,10 +133,28 @@ def scan_source(home: Path, excludes: Sequence[str] = ()) -> SourceTree:
     patterns = _compile_excludes(excludes)
     root_fd = os.open(os.fsencode(home), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
+        root_st = os.fstat(root_fd)
+        tree.owner = (root_st.st_uid, root_st.st_gid)
         _walk(root_fd, b"", tree, patterns)
     finally:
         os.close(root_fd)
+    _name_owners(tree)
     return tree
+
+
+def _name_owners(tree: SourceTree) -> None:
+    """The names of the users and groups that own entries (and of the account's own ids), so
+    that a restore on another system can find them by name."""
+    uids = {tree.owner[0]} | {e.uid for e in tree.entries if e.uid is not None}
+    gids = {tree.owner[1]} | {e.gid for e in tree.entries if e.gid is not None}
+    for uid in uids:
+        with contextlib.suppress(KeyError, OverflowError):
+            if valid_owner_name(user := pwd.getpwuid(uid).pw_name):
+                tree.users[uid] = user
+    for gid in gids:
+        with contextlib.suppress(KeyError, OverflowError):
+            if valid_owner_name(group := grp.getgrgid(gid).gr_name):
+                tree.groups[gid] = group
 
 
 def _walk(dir_fd: int, prefix: bytes, tree: SourceTree, patterns: Sequence[bytes]) -> None:
@@ -141,6 +165,7 @@ def _walk(dir_fd: int, prefix: bytes, tree: SourceTree, patterns: Sequence[bytes
         tree.skipped.append(Skipped(prefix.rstrip(b"/") or b".", f"cannot list folder: {exc.strerror}"))
         return
     entries = tree.entries
+    home_uid, home_gid = tree.owner
     for name in names:
         rel = prefix + name
         try:
@@ -155,15 +180,20 @@ def _walk(dir_fd: int, prefix: bytes, tree: SourceTree, patterns: Sequence[bytes
         if patterns and is_excluded(rel, is_dir, patterns):
             tree.excluded += 1
             continue
+        # The account's own entries keep None (no per-entry cost in memory or manifest).
+        uid = None if st.st_uid == home_uid else st.st_uid
+        gid = None if st.st_gid == home_gid else st.st_gid
         if stat.S_ISREG(mode):
-            entries.append(Entry(rel, "f", mode & 0o7777, st.st_mtime_ns, st.st_size))
+            entries.append(Entry(rel, "f", mode & 0o7777, st.st_mtime_ns, st.st_size, "", None, (), uid, gid))
         elif stat.S_ISLNK(mode):
             try:
                 target = os.readlink(name, dir_fd=dir_fd)
             except OSError as exc:
                 tree.skipped.append(Skipped(rel, f"cannot read link: {exc.strerror}"))
                 continue
-            tree.entries.append(Entry(rel, "l", stat.S_IMODE(mode), st.st_mtime_ns, link=target))
+            tree.entries.append(
+                Entry(rel, "l", stat.S_IMODE(mode), st.st_mtime_ns, link=target, uid=uid, gid=gid)
+            )
         elif is_dir:
             try:
                 child = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
@@ -173,7 +203,7 @@ def _walk(dir_fd: int, prefix: bytes, tree: SourceTree, patterns: Sequence[bytes
                 tree.skipped.append(Skipped(rel, f"cannot open folder: {exc.strerror}"))
                 continue
             try:
-                tree.entries.append(Entry(rel, "d", stat.S_IMODE(mode), st.st_mtime_ns))
+                tree.entries.append(Entry(rel, "d", stat.S_IMODE(mode), st.st_mtime_ns, uid=uid, gid=gid))
                 _walk(child, rel + b"/", tree, patterns)
             finally:
                 os.close(child)

@@ -30,7 +30,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TypeAlias
@@ -582,7 +582,10 @@ def plan_incremental(tree: SourceTree, previous: Manifest | None, pack_size: int
             continue
         before = old.get(entry.path)
         if before is not None and before.type == "f" and before.same_metadata(entry):
-            reused[entry.path] = before
+            # A new owner alone is new metadata, not new content: the chunks stay.
+            reused[entry.path] = (
+                before if before.same_owner(entry) else replace(before, uid=entry.uid, gid=entry.gid)
+            )
         else:
             stored = before if before is not None and before.type == "f" else None
             jobs.append(_FileJob(entry, previous=stored))
@@ -874,8 +877,18 @@ class _Run:
             self.reporter.log(
                 f"{job.entry.display}: content changed without a new mtime; stored the new content"
             )
-        self.done[job.entry.path] = Entry(
-            job.entry.path, "f", job.mode, job.mtime_ns, job.size, job.sha256, None, tuple(job.chunks)
+        entry = job.entry
+        self.done[entry.path] = Entry(
+            entry.path,
+            "f",
+            job.mode,
+            job.mtime_ns,
+            job.size,
+            job.sha256,
+            None,
+            tuple(job.chunks),
+            entry.uid,
+            entry.gid,
         )
         self.reporter.files_done += 1
 
@@ -1227,6 +1240,8 @@ def write_backup(
             entries=entries,
             chunk_size=chunk_size,
         )
+        if tree is not None:
+            manifest.owner, manifest.users, manifest.groups = tree.owner, tree.users, tree.groups
         data = encode_manifest(manifest)
         manifest.stored_size = len(data)
         manifest.remember_encoded(data)
