@@ -56,10 +56,13 @@ from .queue import EngineProgress
 from .restore import MAX_MAIL_FILE, Outcome, Plan, aborts, box_lines, load_run, open_session
 from .restore_cpanel import (
     DUMP_SUFFIXES,
+    above_chosen,
     archive_stream,
     check_account,
+    client_check,
     copy_exact,
     dump_db,
+    home_owners,
     mail_file_domain,
     member_selector,
     read_capped,
@@ -335,7 +338,7 @@ def _native(
         return plan.covers_home_path(rel) or any(rel == b or rel.startswith(b + "/") for b in boxes)
 
     manifest = manifest_of(snapshot, account, session)
-    manifest = readable_files(manifest, account, account_ids(account, manifest), plan, wanted, outcome)
+    manifest = readable_files(manifest, account, account_ids(account, manifest.owner), plan, wanted, outcome)
     chosen: list[native.Entry] = []
     for entry in manifest.entries:
         if not wanted(entry.path):
@@ -473,6 +476,8 @@ def _cpanel(
     written: dict[str, str] = {}  # archive name of a file -> its name in the download
     problems: list[cpanel.Problem] = []
     seen_databases: set[str] = set()
+    ids = account_ids(account)
+    owners, check = home_owners(account, ids), client_check(account, plan, ids)
     try:
         with archive_stream(session, snapshot, progress) as stream:
             for member, data in cpanel.iter_members(stream, select, top=top, problems=problems):
@@ -494,6 +499,17 @@ def _cpanel(
                 if db is not None:
                     seen_databases.add(db)
                 home = rel[len("homedir/") :] if rel.startswith("homedir/") else None
+                above = home is not None and not plan.covers_home_path(home) and above_chosen(home, plan)
+                if home is not None and check is not None:
+                    reason = check.refused(
+                        home, member.type, member.mode, owners.of(member.uname, member.gname)
+                    )
+                    if reason is not None:
+                        if reason and not above:
+                            outcome.skip(home, reason)
+                        continue
+                if above:
+                    continue  # a folder above a chosen path, read for the check only
                 if home is not None and not everything and not plan.covers_home_path(home):
                     domain = mail_file_domain(home, plan)
                     if domain is not None:

@@ -12,6 +12,13 @@ file (read back from the target through O_NOFOLLOW descriptors); any other hard 
 skipped with a reason. Shared mail files (``etc/<domain>/passwd``, ``shadow``, ``quota``) are
 merged line by line when only some mailboxes are restored. A ``cp/<user>`` member naming another
 account stops the restore (the index already refuses such archives; this is the second check).
+
+Owners: the archive's tar headers carry the cPanel server's uids and gids (meaningless here)
+and its user and group names. Home members get the account's current ids, except root's
+(kept root's) and groups that exist here and are not another account's (``nobody`` on
+public_html, ``mail`` on etc/); see ``ownership.ArchiveOwners``. A client's restore and
+download leave out what the account's uid could not read with those owners
+(``ownership.StreamCheck``), reported as skipped; an admin's hold everything.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from collections.abc import Callable, Iterator
 from itertools import chain
 from typing import Any, Protocol
 
-from destinations.engines import cpanel
+from destinations.engines import cpanel, ownership
 from destinations.engines.localfs import SafeTree, UnsafePath
 from destinations.engines.native_common import Session
 from destinations.engines.tarsafe import ArchiveError, Member, MemberData, printable
@@ -100,11 +107,29 @@ def member_selector(
     def select(rel: str) -> bool:
         if rel.startswith("cp/"):
             return True  # the account check reads it; writing it is decided later
-        if rel.startswith("homedir/") and plan.covers_home_path(rel[len("homedir/") :]):
-            return True
+        if rel.startswith("homedir/"):
+            home = rel[len("homedir/") :]
+            # The folders above a chosen path too: whether the account may open them counts.
+            if plan.covers_home_path(home) or above_chosen(home, plan):
+                return True
         return by_parts(rel)
 
     return select
+
+
+def above_chosen(home_rel: str, plan: Plan) -> bool:
+    """Whether home path `home_rel` is a folder above one of the chosen paths."""
+    return any(p.startswith(home_rel + "/") for p in plan.paths)
+
+
+def home_owners(account: Account, ids: ownership.Ids) -> ownership.ArchiveOwners:
+    tenants = Account.objects.exclude(pk=account.pk).values_list("username", flat=True)
+    return ownership.ArchiveOwners(account.username, ids, tenants)
+
+
+def client_check(account: Account, plan: Plan, ids: ownership.Ids) -> ownership.StreamCheck | None:
+    """What a client may have of the home (None for an admin: everything)."""
+    return None if plan.admin else ownership.StreamCheck(account.username, ids)
 
 
 def check_account(member: Member, account: Account) -> None:
@@ -234,8 +259,11 @@ class _Restorer:
         self.outcome = outcome
         self.target = target
         self.tree = tree
+        ids = target.ids if target is not None else (0, 0)
+        self.owners = home_owners(account, ids)
+        self.check = client_check(account, plan, ids)
         self.written: set[str] = set()  # home-relative files restored in this pass
-        self.dirs: list[tuple[str, int, int]] = []
+        self.dirs: list[tuple[str, int, int, ownership.Ids]] = []
         self.mail_files: dict[str, tuple[bytes, int]] = {}
         self.charsets: dict[str, tuple[str, str]] = {}
         self.databases_seen: set[str] = set()
@@ -268,7 +296,18 @@ class _Restorer:
     def _home(self, rel: str, member: Member, data: MemberData) -> None:
         if self.target is None or self.tree is None:
             return
-        if not self.plan.covers_home_path(rel):
+        covered = self.plan.covers_home_path(rel)
+        above = not covered and above_chosen(rel, self.plan)
+        ids = self.owners.of(member.uname, member.gname)
+        if self.check is not None:
+            reason = self.check.refused(rel, member.type, member.mode, ids)
+            if reason is not None:
+                if reason and not above:
+                    self.outcome.skip(rel, reason)
+                return
+        if above:
+            return  # a folder above a chosen path, read for the check only
+        if not covered:
             domain = mail_file_domain(rel, self.plan)
             if domain is not None:
                 if member.type == "file":
@@ -279,39 +318,39 @@ class _Restorer:
                         self.mail_files[rel] = (content, member.mode)
                 return
         try:
-            self._write(rel, member, data)
+            self._write(rel, member, data, ids)
         except ArchiveError:
             raise
         except (UnsafePath, OSError) as exc:
             self.outcome.skip(rel, write_error(rel, exc), failure=not isinstance(exc, FileExistsError))
 
-    def _write(self, rel: str, member: Member, data: MemberData) -> None:
+    def _write(self, rel: str, member: Member, data: MemberData, ids: ownership.Ids) -> None:
         assert self.tree is not None
         tree = self.tree
         overwrite = self.plan.overwrite
         mtime_ns = member.mtime * _NS
         if member.type == "dir":
-            tree.mkdir(rel, 0o700, replace=overwrite)
-            self.dirs.append((rel, member.mode, mtime_ns))
+            tree.mkdir(rel, 0o700, replace=overwrite, owner=ids)
+            self.dirs.append((rel, member.mode, mtime_ns, ids))
             return
         if member.type == "symlink":
-            tree.symlink(rel, member.target, mtime_ns=mtime_ns, overwrite=overwrite)
+            tree.symlink(rel, member.target, mtime_ns=mtime_ns, overwrite=overwrite, owner=ids)
             self._restored()
             return
         if member.type == "hardlink":
-            self._hardlink(rel, member)
+            self._hardlink(rel, member, ids)
             return
         handle = tree.open_file(rel, overwrite=overwrite)
         try:
             copy_exact(data, member.size, handle)
-            tree.finish_file(handle, mode=member.mode, mtime_ns=mtime_ns, overwrite=overwrite)
+            tree.finish_file(handle, mode=member.mode, mtime_ns=mtime_ns, overwrite=overwrite, owner=ids)
         except BaseException:
             tree.discard(handle)
             raise
         self.written.add(rel)
         self._restored()
 
-    def _hardlink(self, rel: str, member: Member) -> None:
+    def _hardlink(self, rel: str, member: Member, ids: ownership.Ids) -> None:
         assert self.tree is not None
         assert self.target is not None
         source = member.target[len("homedir/") :] if member.target.startswith("homedir/") else None
@@ -330,7 +369,11 @@ class _Restorer:
                 while block := os.read(fd, BLOCK):
                     handle.write(block)
                 self.tree.finish_file(
-                    handle, mode=member.mode, mtime_ns=member.mtime * _NS, overwrite=self.plan.overwrite
+                    handle,
+                    mode=member.mode,
+                    mtime_ns=member.mtime * _NS,
+                    overwrite=self.plan.overwrite,
+                    owner=ids,
                 )
             except BaseException:
                 self.tree.discard(handle)
@@ -390,9 +433,9 @@ class _Restorer:
         if self.plan.db_users is None or self.plan.db_users:
             self._grants()
         if self.tree is not None:
-            for rel, mode, mtime_ns in sorted(self.dirs, key=lambda d: d[0].count("/"), reverse=True):
+            for rel, mode, mtime_ns, ids in sorted(self.dirs, key=lambda d: d[0].count("/"), reverse=True):
                 try:
-                    self.tree.finish_dir(rel, mode, mtime_ns)
+                    self.tree.finish_dir(rel, mode, mtime_ns, owner=ids)
                     self.outcome.restored += 1
                 except (UnsafePath, OSError) as exc:
                     self.outcome.skip(rel, f"cannot set folder mode/time: {exc}", failure=True)

@@ -55,15 +55,15 @@ def manifest_of(snapshot: Snapshot, account: Account, session: Session) -> nativ
     return manifest
 
 
-def account_ids(account: Account, manifest: native.Manifest) -> ownership.Ids:
+def account_ids(account: Account, recorded: ownership.Ids | None = None) -> ownership.Ids:
     """The account's (uid, gid) now: its home folder's owner and group; without a home folder
-    here, what the backup recorded (an old backup recorded nothing: every entry is the
-    account's then, so any ids do)."""
+    here, what the backup `recorded` (a backup that recorded nothing has only the account's
+    entries, so any ids do)."""
     with contextlib.suppress(OSError):
         st = os.lstat(account.home) if account.home else None
         if st is not None and stat.S_ISDIR(st.st_mode):
             return st.st_uid, st.st_gid
-    return manifest.owner or (NOBODY, NOBODY)
+    return recorded or (NOBODY, NOBODY)
 
 
 def readable_files(

@@ -382,3 +382,136 @@ def test_an_incremental_push_records_a_new_owner_without_storing_the_file_again(
     for path in (b"public_html/index.php", b"root-secret.txt"):
         assert after[path].chunks == before[path].chunks
     assert pushed.totals["reused_files"] == pushed.totals["files"]
+
+
+# --- cPanel archives ----------------------------------------------------------------------------
+
+
+def _cpanel_archive(folder: Path, user: str, tenant: str) -> None:
+    """A small cPanel archive whose tar headers name root, the account, another account and
+    groups (the cPanel server's numbers are nonsense on purpose: only names may count)."""
+    import io
+
+    def add(
+        tar: tarfile.TarFile, name: str, kind: bytes, mode: int, owner: str, group: str, data: bytes = b""
+    ) -> None:
+        info = tarfile.TarInfo(f"{user}/{name}")
+        info.type, info.mode, info.mtime = kind, mode, 1_700_000_000
+        info.uid, info.gid, info.uname, info.gname = 31337, 31338, owner, group
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data) if data else None)
+
+    with tarfile.open(folder / f"{user}.tar.gz", "w:gz", format=tarfile.GNU_FORMAT) as tar:
+        add(tar, "cp", tarfile.DIRTYPE, 0o755, "root", "root")
+        add(tar, f"cp/{user}", tarfile.REGTYPE, 0o600, "root", "root", f"USER={user}\n".encode())
+        add(tar, "homedir", tarfile.DIRTYPE, 0o711, user, user)
+        add(tar, "homedir/public_html", tarfile.DIRTYPE, 0o750, user, "nobody")
+        add(
+            tar,
+            "homedir/public_html/index.html",
+            tarfile.REGTYPE,
+            0o644,
+            user,
+            "nobody",
+            b"<html>hi</html>\n",
+        )
+        add(tar, "homedir/etc", tarfile.DIRTYPE, 0o750, user, "mail")
+        add(tar, "homedir/root-only", tarfile.DIRTYPE, 0o700, "root", "root")
+        add(tar, "homedir/root-only/inside.txt", tarfile.REGTYPE, 0o644, "root", "root", b"root's\n")
+        add(tar, "homedir/root-secret.txt", tarfile.REGTYPE, 0o600, "root", "root", b"root only\n")
+        add(tar, "homedir/tenant.txt", tarfile.REGTYPE, 0o660, tenant, tenant, b"another account's\n")
+
+
+@pytest.fixture
+def cpanel_owned(
+    restore_cpanel_destination, pure_ftpd, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Account:
+    """An indexed cPanel archive of account `own…` (home: HOME_OWNER), with another account
+    `ten…` on this panel; groups `nobody` (99) and the tenant's exist here."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root: the test chowns files to other users")
+    import secrets
+
+    from destinations.models import Snapshot
+    from tests.fixtures_restore import chown_tree, cpanel_folder, index_cpanel
+
+    user, tenant = f"own{secrets.token_hex(3)}", f"ten{secrets.token_hex(3)}"
+    Account.objects.create(username=tenant)
+    _cpanel_archive(cpanel_folder(pure_ftpd, restore_cpanel_destination), user, tenant)
+    (snapshot,) = [s for s in index_cpanel(restore_cpanel_destination) if s.account_name == user]
+    assert snapshot.restorable, snapshot.problems
+    home = tmp_path / "homes" / user
+    home.mkdir(parents=True)
+    chown_tree(home, HOME_OWNER)
+    account = Account.objects.get(username=user)
+    account.home = str(home)
+    account.save()
+    real = ownership.system.group_id
+    groups = {"nobody": 99, tenant: 5555}
+    monkeypatch.setattr(ownership.system, "group_id", lambda name: groups.get(name, real(name)))
+    assert Snapshot.objects.filter(account=account).count() == 1
+    return account
+
+
+def test_cpanel_restore_keeps_roots_and_known_groups_and_gives_the_rest_to_the_account(
+    cpanel_owned: Account, admin: Any
+) -> None:
+    """
+    GIVEN a cPanel archive whose headers name root, the account, another account of this
+          panel, and the groups nobody and mail (uids and gids of another server)
+    WHEN an admin restores it into a new folder
+    THEN root's entries stay root's, public_html keeps group nobody (99 here) and etc/ group
+         mail; the other account's file and everything else belong to the account
+    """
+    from destinations.models import Snapshot
+
+    snapshot = Snapshot.objects.get(account=cpanel_owned)
+    item = run_restore(snapshot, {}, admin)
+
+    assert item.status == QueueItem.Status.COMPLETED, (item.error, item.result)
+    got = owner_state(restored_folder(item))
+    mail = ownership.system.group_id("mail")
+    assert got == {
+        b"public_html": (HOME_OWNER[0], 99, 0o750),
+        b"public_html/index.html": (HOME_OWNER[0], 99, 0o644),
+        b"etc": (HOME_OWNER[0], mail if mail is not None else HOME_OWNER[1], 0o750),
+        b"root-only": (0, 0, 0o700),
+        b"root-only/inside.txt": (0, 0, 0o644),
+        b"root-secret.txt": (0, 0, 0o600),
+        b"tenant.txt": (*HOME_OWNER, 0o660),
+    }
+
+
+def test_cpanel_restore_and_download_by_a_client_skip_roots_closed_entries(
+    cpanel_owned: Account, client: Any
+) -> None:
+    """
+    GIVEN that archive, and the account's client
+    WHEN the client restores everything, and downloads everything
+    THEN root's closed folder (with its content) and root's 0600 file are left out of both and
+         reported as admin only; the rest comes back
+    """
+    from destinations.models import Snapshot
+
+    cpanel_owned.owner = client
+    cpanel_owned.save()
+    snapshot = Snapshot.objects.get(account=cpanel_owned)
+
+    restored = run_restore(snapshot, {}, client)
+    fetched = run_download(snapshot, {}, client)
+
+    assert restored.status == QueueItem.Status.COMPLETED, (restored.error, restored.result)
+    assert fetched.status == QueueItem.Status.COMPLETED, (fetched.error, fetched.result)
+    assert set(owner_state(restored_folder(restored))) == {
+        b"public_html",
+        b"public_html/index.html",
+        b"etc",
+        b"tenant.txt",
+    }
+    for item in (restored, fetched):
+        reasons = {path: why for path, why in skipped(item).items() if why.startswith("admin only")}
+        assert set(reasons) == {"root-only", "root-secret.txt"}, reasons
+        assert reasons["root-only"].startswith("admin only: a folder owned by 0:0 with mode 0700")
+    names = tar_names(fetched)
+    assert not {n for n in names if "root-" in n}
+    assert "homedir/tenant.txt" in names

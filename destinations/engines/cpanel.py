@@ -946,7 +946,7 @@ def iter_members(
             if not target.startswith(top):
                 return None
             target = target[cut:]
-        return Member(name[cut:], member.type, member.size, member.mtime, member.mode, target)
+        return member._replace(name=name[cut:], target=target)
 
     try:
         for member in reader:

@@ -184,3 +184,62 @@ class ReadCheck:
         if entry.type == "d":
             return f"admin only: a folder {what}, which the account cannot open{tail}"
         return f"admin only: {what}, which the account cannot read"
+
+
+# --- cPanel archives --------------------------------------------------------------------------
+
+
+class ArchiveOwners:
+    """Owners for the home members of a cPanel archive, from the names its tar headers carry.
+
+    The numbers in those headers are the cPanel server's and mean nothing here, so only names
+    are used, and only where that is safe: a user name other than root becomes the account
+    (a file handed to another user, perhaps another tenant, would let them write into this
+    home); the group goes by name when that group exists here and is not another account's
+    (`nobody` on public_html, `mail` on etc/ keep sites and mail working), else the account's.
+    """
+
+    def __init__(
+        self, username: str, account: Ids, tenants: Iterable[str] = (), accounts: SystemAccounts | None = None
+    ) -> None:
+        self.username = username
+        self.account = account
+        self.tenants = set(tenants) - {username}
+        self._accounts = accounts or system
+        self._gids: dict[str, int] = {}
+
+    def of(self, uname: str, gname: str) -> Ids:
+        uid = 0 if uname == "root" else self.account[0]
+        if gname in ("", self.username) or gname in self.tenants:
+            return uid, self.account[1]
+        gid = self._gids.get(gname)
+        if gid is None:
+            local = 0 if gname == "root" else self._accounts.group_id(gname)
+            gid = self._gids[gname] = self.account[1] if local is None else local
+        return uid, gid
+
+
+class StreamCheck:
+    """ReadCheck for members that stream past in archive order (a folder before its content,
+    as tar writes them): what the account's uid could read, given each member's owner."""
+
+    def __init__(self, username: str, account: Ids) -> None:
+        self.account_uid = account[0]
+        self.groups = system.groups_of(username, account[1])
+        self._closed: list[str] = []
+
+    def refused(self, rel: str, kind: str, mode: int, ids: Ids) -> str | None:
+        """Why the account may not have home member `rel` (None: it may). A closed folder is
+        given once; what lies in it is refused with an empty reason (count it, do not list it)."""
+        if any(rel.startswith(folder + "/") for folder in self._closed):
+            return ""
+        entry = Entry(b"", "d" if kind == "dir" else "l" if kind == "symlink" else "f", mode, 0)
+        if readable(entry, ids, self.account_uid, self.groups):
+            return None
+        owner = f"{ids[0]}:{ids[1]} with mode {mode:04o}"
+        if kind == "dir":
+            self._closed.append(rel)
+            return (
+                f"admin only: a folder owned by {owner}, which the account cannot open (with what is in it)"
+            )
+        return f"admin only: owned by {owner}, which the account cannot read"

@@ -106,6 +106,8 @@ class Member(NamedTuple):
     mtime: int
     mode: int
     target: str = ""
+    uname: str = ""  # owner and group names as the archive's writer recorded them ("" unknown)
+    gname: str = ""
 
 
 # -- names ------------------------------------------------------------------------------------
@@ -670,10 +672,16 @@ class TarReader:
             else:
                 hidden_nul = hidden_nul or _field_has_hidden_bytes(hdr[157:257])
                 linkname = _field_text(hdr[157:257])
+            if hdr[257:262] == b"ustar":
+                uname, gname = _field_text(hdr[265:297]), _field_text(hdr[297:329])
+            else:
+                uname = gname = ""
             try:
                 if pax is not None:
                     name = pax.get("path", name)
                     linkname = pax.get("linkpath", linkname)
+                    uname = pax.get("uname", uname)
+                    gname = pax.get("gname", gname)
                     if "size" in pax:
                         size = int(pax["size"])
                     if "mtime" in pax:
@@ -791,7 +799,7 @@ class TarReader:
                 st.clear_folders.clear()  # a folder checked before may now lie behind this link
             if kind == "file" and size:
                 self._current = full
-            yield Member(full, kind, size if kind == "file" else 0, mtime, mode, target)
+            yield Member(full, kind, size if kind == "file" else 0, mtime, mode, target, uname, gname)
 
     # -- the current member's data --
 
