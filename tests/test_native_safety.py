@@ -4,6 +4,7 @@ the scan leaves out. Hostile destination content is staged with the local fake (
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -414,4 +415,94 @@ def test_fast_and_strict_decoding_agree_and_a_bad_line_is_named(fake: FakeSessio
     victim = next(n for n, e in enumerate(manifest.entries) if e.type == "f" and e.path.isascii())
     manifest.entries[victim].sha256 = "G" * 64
     with pytest.raises(native.ManifestCorrupt, match=f"line {victim + 2}: file sha256"):
+        decode_manifest(encode_manifest(manifest))
+
+
+def test_owners_round_trip_through_fast_and_strict_decoding(fake: FakeSession, tmp_path: Path) -> None:
+    """
+    GIVEN a home owned by 4321:4322 with a root-owned folder, a file of another user and a
+          symlink in another group
+    WHEN it is backed up and the manifest decoded
+    THEN only those entries carry an owner, the header names the account's ids, and the fast
+         and the strict decoders give the same entries and bytes back
+    """
+    if os.geteuid() != 0:
+        pytest.skip("chown needs root")
+    home = small_home(tmp_path)
+    os.symlink("notes.txt", home / "link")
+    for path in [home, *home.rglob("*")]:
+        os.lchown(path, 4321, 4322)
+    os.chown(home / "public_html", 0, 0)
+    os.chown(home / "notes.txt", 5001, 4322)
+    os.lchown(home / "link", 4321, 99)
+    manifest = backup(fake, home)
+    data = encode_manifest(manifest)
+
+    decoded = decode_manifest(data)
+    text = zstandard.ZstdDecompressor().decompress(data)
+    packs = {pack.name: pack for pack in decoded.packs}
+
+    assert decoded.owner == (4321, 4322)
+    assert decoded.users[0] == "root"
+    owners = {e.path: (e.uid, e.gid) for e in decoded.entries}
+    assert owners == {
+        b"public_html": (0, 0),
+        b"public_html/index.html": (None, None),
+        b"notes.txt": (5001, None),
+        b"link": (None, 99),
+    }
+    assert decoded.entries == native_manifest._decode_lines(text[text.index(b"\n") + 1 :], packs)
+    assert encode_manifest(decoded) == data
+    lines = {json.loads(line)["p"]: line for line in text.split(b"\n")[1:-1]}
+    assert b'"u"' not in lines["public_html/index.html"]  # the account's: nothing per entry
+    assert b'"g"' not in lines["public_html/index.html"]
+    assert lines["notes.txt"].endswith(b',"u":5001}')
+
+
+def test_a_manifest_without_owners_gives_every_entry_to_the_account(
+    fake: FakeSession, tmp_path: Path
+) -> None:
+    """
+    GIVEN a manifest as written before owners were recorded (no owner, users, groups, u, g)
+    WHEN it is decoded and its owners mapped for an account now at 7000:7001
+    THEN every entry belongs to 7000:7001
+    """
+    from destinations.engines import ownership
+
+    manifest = backup(fake, small_home(tmp_path))
+    manifest.owner, manifest.users, manifest.groups = None, {}, {}
+    data = encode_manifest(manifest)
+    assert b'"owner"' not in zstandard.ZstdDecompressor().decompress(data)
+
+    decoded = decode_manifest(data)
+    owners = ownership.Owners(decoded, (7000, 7001))
+
+    assert decoded.owner is None
+    assert {owners.of(entry) for entry in decoded.entries} == {(7000, 7001)}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"uid": -1}, "'u' must be an integer"),
+        ({"uid": 2**32 - 1}, "'u' must be an integer"),
+        ({"gid": True}, "'g' must be an integer"),
+        ({"users": {0: "ro:ot"}}, "invalid name"),
+        ({"groups": {0: "bad\nname"}}, "invalid name"),
+        ({"owner": (-5, 0)}, "owner's uid"),
+    ],
+)
+def test_hostile_owner_fields_are_refused(
+    fake: FakeSession, tmp_path: Path, change: dict[str, object], message: str
+) -> None:
+    """GIVEN a manifest with an owner id or name no system has WHEN decoded THEN it is refused, saying why."""
+    manifest = backup(fake, small_home(tmp_path))
+    entry = next(e for e in manifest.entries if e.type == "f")
+    entry.uid = change.get("uid", entry.uid)  # type: ignore[assignment]
+    entry.gid = change.get("gid", entry.gid)  # type: ignore[assignment]
+    manifest.users = change.get("users", manifest.users)  # type: ignore[assignment]
+    manifest.groups = change.get("groups", manifest.groups)  # type: ignore[assignment]
+    manifest.owner = change.get("owner", manifest.owner)  # type: ignore[assignment]
+
+    with pytest.raises(native.ManifestCorrupt, match=message):
         decode_manifest(encode_manifest(manifest))
