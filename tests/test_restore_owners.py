@@ -37,6 +37,7 @@ SHARED_GROUP = 7777  # a group the account is in (see account_groups)
 
 # What a client of the account must not get, and what they must (paths in the home).
 ADMIN_ONLY = ["root-only", "root-only/inside.txt", "root-secret.txt", "other-private.txt"]
+EVERYTHING = {"whole_account": True, "confirm_overwrite": True}
 CLIENT_GETS = ["other-readable.txt", "group-shared.txt", "public_html/index.php", "private.txt"]
 
 
@@ -179,7 +180,7 @@ def test_admin_restore_into_a_new_folder_puts_every_owner_back(
     expected = owner_state(owned_home)
     backup = make_native_backup(restore_native_destination, account)
 
-    item = run_restore(backup.snapshot, {}, admin)
+    item = run_restore(backup.snapshot, EVERYTHING, admin)
 
     assert item.status == QueueItem.Status.COMPLETED, (item.error, item.result)
     folder = restored_folder(item)
@@ -206,7 +207,7 @@ def test_admin_restore_over_the_current_files_puts_every_owner_back(
     (owned_home / "root-secret.txt").unlink()
     shutil.rmtree(owned_home / "root-only")
 
-    item = run_restore(backup.snapshot, {"target": "overwrite"}, admin)
+    item = run_restore(backup.snapshot, {**EVERYTHING, "target": "overwrite"}, admin)
 
     assert item.status == QueueItem.Status.COMPLETED, (item.error, item.result)
     assert without_restores(owner_state(owned_home)) == expected
@@ -234,7 +235,7 @@ def test_the_accounts_files_follow_its_new_uid_and_other_owners_go_by_name(
     real = ownership.system.user_id
     monkeypatch.setattr(ownership.system, "user_id", lambda name: 2 if name == "daemon" else real(name))
 
-    item = run_restore(backup.snapshot, {}, admin)
+    item = run_restore(backup.snapshot, EVERYTHING, admin)
 
     assert item.status == QueueItem.Status.COMPLETED, (item.error, item.result)
     folder = restored_folder(item)
@@ -268,7 +269,7 @@ def test_a_clients_restore_skips_what_the_account_cannot_read_and_says_so(
     expected = owner_state(owned_home)
     backup = make_native_backup(restore_native_destination, account)
 
-    item = run_restore(backup.snapshot, {}, client)
+    item = run_restore(backup.snapshot, EVERYTHING, client)
 
     assert item.status == QueueItem.Status.COMPLETED, (item.error, item.result)
     folder = restored_folder(item)
@@ -326,8 +327,8 @@ def test_a_clients_download_leaves_out_what_the_account_cannot_read_an_admins_ho
     account = Account.objects.get(home=str(owned_home))
     backup = make_native_backup(restore_native_destination, account)
 
-    mine = run_download(backup.snapshot, {}, client)
-    theirs = run_download(backup.snapshot, {}, admin)
+    mine = run_download(backup.snapshot, {"whole_account": True}, client)
+    theirs = run_download(backup.snapshot, {"whole_account": True}, admin)
 
     assert mine.status == QueueItem.Status.COMPLETED, (mine.error, mine.result)
     assert theirs.status == QueueItem.Status.COMPLETED, (theirs.error, theirs.result)
@@ -466,7 +467,7 @@ def test_cpanel_restore_keeps_roots_and_known_groups_and_gives_the_rest_to_the_a
     from destinations.models import Snapshot
 
     snapshot = Snapshot.objects.get(account=cpanel_owned)
-    item = run_restore(snapshot, {}, admin)
+    item = run_restore(snapshot, EVERYTHING, admin)
 
     assert item.status == QueueItem.Status.COMPLETED, (item.error, item.result)
     got = owner_state(restored_folder(item))
@@ -497,8 +498,8 @@ def test_cpanel_restore_and_download_by_a_client_skip_roots_closed_entries(
     cpanel_owned.save()
     snapshot = Snapshot.objects.get(account=cpanel_owned)
 
-    restored = run_restore(snapshot, {}, client)
-    fetched = run_download(snapshot, {}, client)
+    restored = run_restore(snapshot, EVERYTHING, client)
+    fetched = run_download(snapshot, {"whole_account": True}, client)
 
     assert restored.status == QueueItem.Status.COMPLETED, (restored.error, restored.result)
     assert fetched.status == QueueItem.Status.COMPLETED, (fetched.error, fetched.result)
