@@ -78,6 +78,7 @@ from .restore_native import (
 )
 
 GZIP_LEVEL = 3
+TarOwner = tuple[int, int, str, str]  # uid, gid, user name, group name
 TOKEN_RE = re.compile(r"[0-9a-f]{32}")
 
 
@@ -233,11 +234,15 @@ class TarGzWriter:
         self.members = 0
         self.names: set[str] = set()
 
-    def _info(self, name: str, kind: bytes, mode: int, mtime: int) -> tarfile.TarInfo:
+    def _info(
+        self, name: str, kind: bytes, mode: int, mtime: int, owner: TarOwner | None = None
+    ) -> tarfile.TarInfo:
         info = tarfile.TarInfo(name)
         info.type = kind
         info.mode = safe_mode(mode)
         info.mtime = max(0, int(mtime))
+        if owner is not None:
+            info.uid, info.gid, info.uname, info.gname = owner
         return info
 
     def _header(self, info: tarfile.TarInfo) -> None:
@@ -247,11 +252,11 @@ class TarGzWriter:
         self.members += 1
         self.names.add(info.name.rstrip("/"))
 
-    def add_dir(self, name: str, mode: int, mtime: int) -> None:
-        self._header(self._info(name, tarfile.DIRTYPE, mode, mtime))
+    def add_dir(self, name: str, mode: int, mtime: int, owner: TarOwner | None = None) -> None:
+        self._header(self._info(name, tarfile.DIRTYPE, mode, mtime, owner))
 
-    def add_symlink(self, name: str, target: str, mtime: int) -> None:
-        info = self._info(name, tarfile.SYMTYPE, 0o777, mtime)
+    def add_symlink(self, name: str, target: str, mtime: int, owner: TarOwner | None = None) -> None:
+        info = self._info(name, tarfile.SYMTYPE, 0o777, mtime, owner)
         info.linkname = target
         self._header(info)
 
@@ -265,8 +270,10 @@ class TarGzWriter:
             out.write(data)
 
     @contextlib.contextmanager
-    def file(self, name: str, size: int, mode: int, mtime: int) -> Iterator[_MemberSink]:
-        info = self._info(name, tarfile.REGTYPE, mode, mtime)
+    def file(
+        self, name: str, size: int, mode: int, mtime: int, owner: TarOwner | None = None
+    ) -> Iterator[_MemberSink]:
+        info = self._info(name, tarfile.REGTYPE, mode, mtime, owner)
         info.size = size
         self._header(info)
         sink = _MemberSink(self, name, size)
@@ -322,6 +329,16 @@ class _MemberSink:
 # --- native -----------------------------------------------------------------------------------
 
 
+def tar_owner(manifest: native.Manifest, entry: native.Entry) -> TarOwner | None:
+    """The owner a native entry had, for its tar header: the numbers and names of the backed-up
+    system (what `tar -x` as root maps by name, as a restore does); None for old backups."""
+    if manifest.owner is None:
+        return None
+    uid = manifest.owner[0] if entry.uid is None else entry.uid
+    gid = manifest.owner[1] if entry.gid is None else entry.gid
+    return uid, gid, manifest.users.get(uid, ""), manifest.groups.get(gid, "")
+
+
 def _native(
     snapshot: Snapshot,
     account: Account,
@@ -359,7 +376,12 @@ def _native(
     done = 0
     for entry in chosen:
         if entry.type == "d":
-            tar.add_dir("homedir/" + os.fsdecode(entry.path), entry.mode, entry.mtime_ns // 1_000_000_000)
+            tar.add_dir(
+                "homedir/" + os.fsdecode(entry.path),
+                entry.mode,
+                entry.mtime_ns // 1_000_000_000,
+                tar_owner(manifest, entry),
+            )
             outcome.restored += 1
     if files or plan.mailboxes:  # databases alone need no connection for packs
         _native_files(snapshot, manifest, plan, session, tar, progress, outcome, files, total)
@@ -367,7 +389,10 @@ def _native(
     for entry in chosen:
         if entry.type == "l" and entry.link is not None:
             tar.add_symlink(
-                "homedir/" + os.fsdecode(entry.path), os.fsdecode(entry.link), entry.mtime_ns // 1_000_000_000
+                "homedir/" + os.fsdecode(entry.path),
+                os.fsdecode(entry.link),
+                entry.mtime_ns // 1_000_000_000,
+                tar_owner(manifest, entry),
             )
             outcome.restored += 1
     _native_databases(snapshot, manifest, plan, session, tar, progress, outcome, done, total)
@@ -396,6 +421,7 @@ def _native_files(
                     entry.size,
                     entry.mode,
                     entry.mtime_ns // 1_000_000_000,
+                    tar_owner(manifest, entry),
                 ) as out:
                     for block in read_entry(reader, entry):
                         out.write(block)

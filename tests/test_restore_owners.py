@@ -308,11 +308,15 @@ def test_a_client_choosing_a_file_in_a_closed_folder_gets_nothing_and_a_reason(
     assert reasons["group-shared.txt"].startswith("admin only: owned by 5001:7777 with mode 0640")
 
 
-def tar_names(item: QueueItem) -> set[str]:
+def tar_members(item: QueueItem) -> dict[str, tarfile.TarInfo]:
     path = downloads.download_file(item)
     assert path is not None
     with tarfile.open(path, "r:gz", encoding="utf-8", errors="surrogateescape") as tar:
-        return {member.name for member in tar.getmembers()}
+        return {member.name: member for member in tar.getmembers()}
+
+
+def tar_names(item: QueueItem) -> set[str]:
+    return set(tar_members(item))
 
 
 def test_a_clients_download_leaves_out_what_the_account_cannot_read_an_admins_holds_it(
@@ -322,7 +326,8 @@ def test_a_clients_download_leaves_out_what_the_account_cannot_read_an_admins_ho
     GIVEN that backup
     WHEN the client downloads the whole backup, and an admin does
     THEN the client's .tar.gz lacks root's and the other user's unreadable entries (each
-         reported as skipped) and holds the readable ones; the admin's holds everything
+         reported as skipped) and holds the readable ones; the admin's holds everything, with
+         the recorded owners in the tar headers
     """
     account = Account.objects.get(home=str(owned_home))
     backup = make_native_backup(restore_native_destination, account)
@@ -341,6 +346,13 @@ def test_a_clients_download_leaves_out_what_the_account_cannot_read_an_admins_ho
     assert set(skipped(mine)) == {"root-only", "root-secret.txt", "other-private.txt"}
     assert theirs.result["skipped"] == []
     assert client_names | {f"homedir/{p}" for p in ADMIN_ONLY} == admin_names
+    # The tar headers carry the owners the backup recorded (tar -x as root maps them by name).
+    members = tar_members(theirs)
+    secret = members["homedir/root-secret.txt"]
+    assert (secret.uid, secret.gid, secret.uname, secret.gname) == (0, 0, "root", "root")
+    assert members["homedir/public_html"].gid == GROUP_NOBODY
+    assert (members["homedir/private.txt"].uid, members["homedir/private.txt"].gid) == HOME_OWNER
+    assert (members["homedir/other-private.txt"].uid, members["homedir/other-private.txt"].gid) == OTHER
 
 
 # --- incremental pushes -----------------------------------------------------------------------
