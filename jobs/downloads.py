@@ -7,7 +7,8 @@ view checks ``item.requested_by``), and is deleted ``DOWNLOAD_TTL_HOURS`` after 
 
 What it holds, whatever the engine:
 * home files under ``homedir/`` (paths as in the file listing; symlinks as links; folders
-  with their modes; setuid/setgid bits dropped),
+  with their modes; setuid/setgid bits dropped; from native backups with the uids, gids and
+  names they recorded),
 * each database as ``databases/<db>.sql`` (the dump as the backup holds it),
 * configuration parts of cPanel backups as their original archive files (``cron/<user>``,
   ``dnszones/<zone>.db``, ``va/<domain>``, ``proftpdpasswd``, ``cp/<user>``, ...); a whole cPanel
