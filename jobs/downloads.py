@@ -66,6 +66,7 @@ from .restore_cpanel import (
     home_owners,
     mail_file_domain,
     member_selector,
+    owner_label,
     read_capped,
 )
 from .restore_native import (
@@ -528,9 +529,8 @@ def _cpanel(
                 home = rel[len("homedir/") :] if rel.startswith("homedir/") else None
                 above = home is not None and not plan.covers_home_path(home) and above_chosen(home, plan)
                 if home is not None and check is not None:
-                    reason = check.refused(
-                        home, member.type, member.mode, owners.of(member.uname, member.gname)
-                    )
+                    owned = owners.of(member.uname, member.gname)
+                    reason = check.refused(home, member.type, member.mode, owned, owner_label(member, owned))
                     if reason is not None:
                         if reason and not above:
                             outcome.skip(home, reason)

@@ -132,6 +132,11 @@ def client_check(account: Account, plan: Plan, ids: ownership.Ids) -> ownership.
     return None if plan.admin else ownership.StreamCheck(account.username, ids)
 
 
+def owner_label(member: Member, ids: ownership.Ids) -> str:
+    """user:group of a member as its archive names them (the ids here where it names none)."""
+    return f"{printable(member.uname) or ids[0]}:{printable(member.gname) or ids[1]}"
+
+
 def check_account(member: Member, account: Account) -> None:
     user = member.name[len("cp/") :]
     if member.type == "file" and "/" not in user and user != account.username:
@@ -300,7 +305,7 @@ class _Restorer:
         above = not covered and above_chosen(rel, self.plan)
         ids = self.owners.of(member.uname, member.gname)
         if self.check is not None:
-            reason = self.check.refused(rel, member.type, member.mode, ids)
+            reason = self.check.refused(rel, member.type, member.mode, ids, owner_label(member, ids))
             if reason is not None:
                 if reason and not above:
                     self.outcome.skip(rel, reason)

@@ -281,7 +281,7 @@ def test_a_clients_restore_skips_what_the_account_cannot_read_and_says_so(
     reasons = skipped(item)
     assert set(reasons) == {"root-only", "root-secret.txt", "other-private.txt"}
     assert reasons["root-only"].startswith("admin only: a folder owned by root:root with mode 0700")
-    assert "(with the 1 entries in it)" in reasons["root-only"]
+    assert "(with the 1 entry in it)" in reasons["root-only"]
     assert "5001:5002 with mode 0640" in reasons["other-private.txt"]
     assert {k: v for k, v in got.items() if k.decode(errors="replace") not in ADMIN_ONLY} == {
         k: v for k, v in expected.items() if k.decode(errors="replace") not in ADMIN_ONLY
@@ -524,7 +524,7 @@ def test_cpanel_restore_and_download_by_a_client_skip_roots_closed_entries(
     for item in (restored, fetched):
         reasons = {path: why for path, why in skipped(item).items() if why.startswith("admin only")}
         assert set(reasons) == {"root-only", "root-secret.txt"}, reasons
-        assert reasons["root-only"].startswith("admin only: a folder owned by 0:0 with mode 0700")
+        assert reasons["root-only"].startswith("admin only: a folder owned by root:root with mode 0700")
     names = tar_names(fetched)
     assert not {n for n in names if "root-" in n}
     assert "homedir/tenant.txt" in names

@@ -177,7 +177,7 @@ class ReadCheck:
         return [Hidden(entry, self._reason(entry, inside.get(entry.path, 0))) for entry in tops]
 
     def _reason(self, entry: Entry, below: int) -> str:
-        tail = f" (with the {below} entries in it)" if below else ""
+        tail = f" (with the {below} {'entry' if below == 1 else 'entries'} in it)" if below else ""
         if self._can(entry):
             return f"admin only: inside a folder the account cannot open{tail}"
         what = f"owned by {self.owners.label(entry)} with mode {entry.mode:04o}"
@@ -228,15 +228,16 @@ class StreamCheck:
         self.groups = system.groups_of(username, account[1])
         self._closed: list[str] = []
 
-    def refused(self, rel: str, kind: str, mode: int, ids: Ids) -> str | None:
+    def refused(self, rel: str, kind: str, mode: int, ids: Ids, label: str = "") -> str | None:
         """Why the account may not have home member `rel` (None: it may). A closed folder is
-        given once; what lies in it is refused with an empty reason (count it, do not list it)."""
+        given once; what lies in it is refused with an empty reason (count it, do not list it).
+        `label`: the owner as the archive names it (user:group), for the reason."""
         if any(rel.startswith(folder + "/") for folder in self._closed):
             return ""
         entry = Entry(b"", "d" if kind == "dir" else "l" if kind == "symlink" else "f", mode, 0)
         if readable(entry, ids, self.account_uid, self.groups):
             return None
-        owner = f"{ids[0]}:{ids[1]} with mode {mode:04o}"
+        owner = f"{label or f'{ids[0]}:{ids[1]}'} with mode {mode:04o}"
         if kind == "dir":
             self._closed.append(rel)
             return (
