@@ -12,7 +12,7 @@ from pathlib import Path
 from django.conf import settings
 from django.utils import timezone
 
-from . import listing
+from . import listing, names
 from .engines import native
 from .engines.native_common import manifest_name
 from .engines.native_manifest import decode_manifest, encode_manifest
@@ -23,12 +23,12 @@ _TYPES = {"f": "file", "d": "dir", "l": "symlink"}
 
 def _listing_entry(entry: native.Entry) -> listing.Entry:
     return listing.Entry(
-        path=os.fsdecode(entry.path),
+        path=names.from_bytes(entry.path),
         type=_TYPES.get(entry.type, entry.type),
         size=entry.size,
         mtime=entry.mtime_ns // 1_000_000_000,
         mode=stat.S_IMODE(entry.mode),
-        target=os.fsdecode(entry.link) if entry.link is not None else "",
+        target=names.from_bytes(entry.link) if entry.link is not None else "",
     )
 
 
@@ -153,7 +153,7 @@ def _listing_changes(
             return None
         if path in old and not old_dir(folder):
             return None
-    return {os.fsdecode(path): _listing_entry(now) if now else None for path, now in changed.items()}
+    return {names.from_bytes(path): _listing_entry(now) if now else None for path, now in changed.items()}
 
 
 def forget(snapshot: Snapshot) -> None:

@@ -30,6 +30,7 @@ from typing import Any, overload
 import zstandard
 from django.utils import timezone
 
+from . import names
 from .gcpause import no_gc
 from .models import ListingBlob
 
@@ -529,7 +530,11 @@ def _walk_rows(root: str, path: str) -> Iterator[tuple[str, list[list[Any]]]]:
 
 
 def search(root: str, path: str, pattern: str, *, limit: int = 200) -> list[Entry]:
-    """Entries under `path` whose name matches `pattern` (a glob, or a plain substring)."""
+    """Entries under `path` whose name matches `pattern` (a glob, or a plain substring).
+
+    A name that is not UTF-8 matches by its bytes (`caf?.txt`) and by the form pages show it
+    in (`caf\\xe9`, see names.display).
+    """
     glob = pattern if any(ch in pattern for ch in "*?[") else f"*{pattern}*"
     # fnmatch.fnmatch, compiled once: on POSIX it is this match on the name as given.
     match = re.compile(fnmatch.translate(glob.lower())).match
@@ -537,7 +542,10 @@ def search(root: str, path: str, pattern: str, *, limit: int = 200) -> list[Entr
     for folder, rows in _walk_rows(root, path):
         matched = []
         for row in rows:
-            if match(row[0].lower()):
+            name = row[0]
+            if match(name.lower()) or (
+                not name.isascii() and not names.is_text(name) and match(names.display(name).lower())
+            ):
                 matched.append(row)
                 if len(found) + len(matched) >= limit:
                     break

@@ -11,6 +11,7 @@ from rest_framework.response import Response
 
 from backupsite import access
 from backupsite.api import ModelCleanSerializer, StrictBodyMixin
+from destinations import names
 from destinations.api import IsStaff
 from destinations.models import Destination, Snapshot
 
@@ -22,8 +23,15 @@ from .validators import home_warnings
 
 
 class FileEntrySerializer(serializers.Serializer):
-    name = serializers.CharField()
-    path = serializers.CharField()
+    name = serializers.CharField(help_text="The name as shown: bytes that are not UTF-8 as \\xNN.")
+    path = serializers.CharField(
+        help_text="The path as text; for a name that is not UTF-8 its display form (never read back as that name)."
+    )
+    path_b64 = serializers.CharField(
+        required=False,
+        help_text="Only for a path that is not UTF-8: the base64url (RFC 4648 section 5, no padding) of "
+        "its bytes, to send back as path_b64 or paths_b64. Absent when `path` is the name itself.",
+    )
     type = serializers.CharField()
     size = serializers.IntegerField()
     mtime = serializers.DateTimeField(allow_null=True)
@@ -32,6 +40,12 @@ class FileEntrySerializer(serializers.Serializer):
 class RestoreRequestSerializer(serializers.Serializer):
     parts = serializers.ListField(child=serializers.DictField(), required=False, default=list)
     paths = serializers.ListField(child=serializers.CharField(allow_blank=True), required=False, default=list)
+    paths_b64 = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        default=list,
+        help_text="Paths given as the base64url of their bytes (for names that are not UTF-8).",
+    )
     target = serializers.ChoiceField(
         choices=["new_folder", "overwrite"], required=False, default="new_folder"
     )
@@ -63,13 +77,36 @@ class VersionSerializer(serializers.Serializer):
 def _entry_json(entry: Any) -> dict[str, Any]:
     from datetime import UTC, datetime
 
-    return {
-        "name": entry.name,
-        "path": entry.path,
+    row: dict[str, Any] = {
+        "name": names.display(entry.name),
+        "path": names.display(entry.path),
         "type": entry.type,
         "size": entry.size,
         "mtime": datetime.fromtimestamp(entry.mtime, tz=UTC) if entry.mtime else None,
     }
+    raw = names.b64_if_needed(entry.path)
+    if raw is not None:  # the name is not UTF-8: `path` is only its display form
+        row["path_b64"] = raw
+    return row
+
+
+PATH_B64_HELP = (
+    "Instead of path: the base64url (RFC 4648 section 5, padding optional) of the path's bytes, "
+    "for names that are not UTF-8 (as path_b64 of the files listing gives it)"
+)
+
+
+def _requested_path(request: Request) -> str:
+    """The path of `?path=` or `?path_b64=`, or a 400 that says what is wrong with it."""
+    from .browse import requested_path
+
+    params = request.query_params
+    try:
+        return requested_path(params)
+    except ValueError as exc:
+        key = "path_b64" if "path_b64" in params else "path"
+        message = str(exc)
+        raise ValidationError({key: [f"{message[:1].upper()}{message[1:]}."]}) from None
 
 
 class AccountSerializer(ModelCleanSerializer):
@@ -111,7 +148,8 @@ class AccountViewSet(StrictBodyMixin, viewsets.ModelViewSet):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("path", str, required=True, description="File path, relative to the home folder")
+            OpenApiParameter("path", str, description="File path, relative to the home folder"),
+            OpenApiParameter("path_b64", str, description=PATH_B64_HELP),
         ],
         responses={200: VersionSerializer(many=True)},
     )
@@ -120,15 +158,10 @@ class AccountViewSet(StrictBodyMixin, viewsets.ModelViewSet):
         """The file at `path` in every backup of this account, newest first (paginated)."""
         from datetime import UTC, datetime
 
-        from destinations import listing
-
         from .browse import versions
 
         account = self.get_object()
-        try:
-            path = listing.normalise(request.query_params.get("path", ""))
-        except ValueError:
-            raise ValidationError({"path": ["The path must not contain '..' or NUL."]}) from None
+        path = _requested_path(request)
         if not path:
             raise ValidationError({"path": ["Give the path of a file, relative to the home folder."]})
         rows = [
@@ -283,6 +316,7 @@ class SnapshotViewSet(
     @extend_schema(
         parameters=[
             OpenApiParameter("path", str, description="Folder, relative to the home folder"),
+            OpenApiParameter("path_b64", str, description=PATH_B64_HELP),
             OpenApiParameter("q", str, description="Search names under the folder (glob or text)"),
         ],
         responses={200: FileEntrySerializer(many=True)},
@@ -293,10 +327,7 @@ class SnapshotViewSet(
         from destinations import listing
 
         snapshot = self.get_object()
-        try:
-            path = listing.normalise(request.query_params.get("path", ""))
-        except ValueError:
-            raise ValidationError({"path": ["The path must not contain '..' or NUL."]}) from None
+        path = _requested_path(request)
         query = request.query_params.get("q", "").strip()
         if not snapshot.listing_root:
             entries: Sequence[Any] = []

@@ -20,7 +20,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from backupsite import access
-from destinations import listing
+from destinations import listing, names
 from destinations.models import Snapshot
 
 from . import downloads, restore
@@ -97,11 +97,18 @@ def snapshot_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "browse/snapshot.html", context)
 
 
+def requested_path(params: Any) -> str:
+    """The listing path a query string names: `path` (text) or `path_b64` (the base64url of its
+    bytes, for names that are not UTF-8: see destinations.names); ValueError when it names
+    none or is not a plain relative path."""
+    return listing.normalise(names.parse(params.get("path"), params.get("path_b64")))
+
+
 @login_required
 def snapshot_files(request: HttpRequest, pk: int) -> HttpResponse:
     snapshot = access.get_snapshot(request.user, pk)
     try:
-        path = listing.normalise(request.GET.get("path", ""))
+        path = requested_path(request.GET)
     except ValueError:
         raise Http404 from None
     query = request.GET.get("q", "").strip()
@@ -140,7 +147,7 @@ def snapshot_files(request: HttpRequest, pk: int) -> HttpResponse:
 def file_versions(request: HttpRequest, pk: int) -> HttpResponse:
     account = access.get_account(request.user, pk)
     try:
-        path = listing.normalise(request.GET.get("path", ""))
+        path = requested_path(request.GET)
     except ValueError:
         raise Http404 from None
     rows = version_groups(versions(request.user, account, path))
@@ -206,6 +213,8 @@ def _request_data(request: HttpRequest, snapshot: Snapshot, *, download: bool) -
         kind, _, name = value.partition(":")
         parts.append({"kind": kind, "name": name})
     data: dict[str, Any] = {"parts": parts, "paths": post.getlist("paths")}
+    if "paths_b64" in post:  # names that are not UTF-8 (templates/browse/*.html)
+        data["paths_b64"] = post.getlist("paths_b64")
     if whole_account:
         data["whole_account"] = True
     if download:
@@ -245,6 +254,17 @@ def _new_database_name(snapshot: Snapshot, parts: list[dict[str, str]], whole_ac
     return f"{databases[0]}_restored" if databases else ""
 
 
+def _decoded(values: list[str]) -> list[str]:
+    """The names of `paths_b64` values (destinations.names); what does not decode is dropped."""
+    found = []
+    for value in values:
+        try:
+            found.append(names.from_b64(value))
+        except ValueError:
+            continue
+    return found
+
+
 def _choice(request: HttpRequest, snapshot: Snapshot) -> dict[str, Any]:
     """What the user had chosen when their form was refused (shown ticked again), once."""
     saved = request.session.pop(CHOICE_KEY, None)
@@ -252,7 +272,7 @@ def _choice(request: HttpRequest, snapshot: Snapshot) -> dict[str, Any]:
         saved = {}
     return {
         "parts": saved.get("parts", []),
-        "paths": saved.get("paths", []),
+        "paths": [*saved.get("paths", []), *_decoded(saved.get("paths_b64", []))],
         "whole_account": bool(saved.get("whole_account")),
         "target": saved.get("target", "new_folder"),
         "database_target": saved.get("database_target", "new"),
@@ -310,6 +330,7 @@ def _refused(request: HttpRequest, snapshot: Snapshot, exc: ValidationError) -> 
         "snapshot": snapshot.pk,
         "parts": post.getlist("parts")[:PAGE_SIZE],
         "paths": post.getlist("paths")[:PAGE_SIZE],
+        "paths_b64": post.getlist("paths_b64")[:PAGE_SIZE],
         "whole_account": post.get("whole_account") == "1",
         "target": post.get("target", "new_folder"),
         "database_target": post.get("database_target", "new"),

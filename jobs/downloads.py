@@ -45,6 +45,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from destinations import names
 from destinations.engines import cpanel, native
 from destinations.engines.localfs import UnsafePath, safe_mode, split_relative
 from destinations.engines.native_common import Session
@@ -353,7 +354,7 @@ def _native(
     boxes = [mailbox_folder(box) for box in plan.mailboxes]
 
     def wanted(path: bytes) -> bool:
-        rel = os.fsdecode(path)
+        rel = names.from_bytes(path)
         return plan.covers_home_path(rel) or any(rel == b or rel.startswith(b + "/") for b in boxes)
 
     manifest = manifest_of(snapshot, account, session)
@@ -379,7 +380,7 @@ def _native(
     for entry in chosen:
         if entry.type == "d":
             tar.add_dir(
-                "homedir/" + os.fsdecode(entry.path),
+                "homedir/" + names.from_bytes(entry.path),
                 entry.mode,
                 entry.mtime_ns // 1_000_000_000,
                 tar_owner(manifest, entry),
@@ -391,8 +392,8 @@ def _native(
     for entry in chosen:
         if entry.type == "l" and entry.link is not None:
             tar.add_symlink(
-                "homedir/" + os.fsdecode(entry.path),
-                os.fsdecode(entry.link),
+                "homedir/" + names.from_bytes(entry.path),
+                names.from_bytes(entry.link),
                 entry.mtime_ns // 1_000_000_000,
                 tar_owner(manifest, entry),
             )
@@ -419,7 +420,7 @@ def _native_files(
             for number, entry in enumerate(files, start=1):
                 progress.reporter.check_abort()
                 with tar.file(
-                    "homedir/" + os.fsdecode(entry.path),
+                    "homedir/" + names.from_bytes(entry.path),
                     entry.size,
                     entry.mode,
                     entry.mtime_ns // 1_000_000_000,

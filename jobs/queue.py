@@ -21,6 +21,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from destinations import names
 from destinations.leases import holding_for
 
 from .models import BackupJob, QueueItem
@@ -195,6 +196,7 @@ class Reporter:
         return item.progress
 
     def log(self, line: str) -> None:
+        line = names.display(line)  # the log is JSON: file names that are not UTF-8 as \xNN
         stamped = f"{timezone.now():%H:%M:%S} {line}"
         logger.info("queue item %s: %s", self.item.pk, line)
         with self._lock:
@@ -296,7 +298,7 @@ def lease_holder(item: QueueItem) -> str:
 def _describe(exc: BaseException) -> str:
     message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
     hint = getattr(exc, "hint", "")
-    return f"{message} ({hint})" if hint else message
+    return names.display(f"{message} ({hint})" if hint else message)
 
 
 class EngineProgress:

@@ -46,7 +46,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from backupsite import access
-from destinations import listing
+from destinations import listing, names
 from destinations.engines import native
 from destinations.engines.localfs import SafeTree, UnsafePath
 from destinations.ftp import FtpError, FtpSession
@@ -64,7 +64,9 @@ MAX_PATHS = 10_000
 MAX_SKIPPED = 1000  # kept verbatim in a result; the rest are counted
 MAIL_FILES = ("passwd", "shadow", "quota")
 MAX_MAIL_FILE = 16 * 1024 * 1024
-_REQUEST_KEYS = frozenset({"parts", "paths", "target", "database_name", "whole_account", "confirm_overwrite"})
+_REQUEST_KEYS = frozenset(
+    {"parts", "paths", "paths_b64", "target", "database_name", "whole_account", "confirm_overwrite"}
+)
 _DB_NAME_REST = re.compile(r"[A-Za-z0-9_]+")
 
 
@@ -81,7 +83,7 @@ class RestoreRequest:
     with ``whole_account``; validate_request never lets an empty selection mean it by accident)."""
 
     parts: tuple[tuple[str, str], ...] = ()
-    paths: tuple[str, ...] = ()
+    paths: tuple[str, ...] = ()  # names as destinations.names holds them (bytes that are not UTF-8 too)
     target: str = "new_folder"  # "" for a download
     database_name: str = ""
     # The requester's yes to replacing live data: how it was asked for, not what is restored.
@@ -94,8 +96,11 @@ class RestoreRequest:
     def to_params(self) -> dict[str, Any]:
         params: dict[str, Any] = {
             "parts": [{"kind": kind, "name": name} for kind, name in self.parts],
-            "paths": list(self.paths),
+            "paths": [path for path in self.paths if names.is_text(path)],
         }
+        raw = [names.to_b64(path) for path in self.paths if not names.is_text(path)]
+        if raw:  # JSON (and the database) take text only: these travel as the request sent them
+            params["paths_b64"] = raw
         if self.target:
             params["target"] = self.target
         if self.database_name:
@@ -138,12 +143,14 @@ def validate_request(
         error("__all__", "The account of this backup is not known on this server.")
 
     parts = _validate_parts(snapshot, data.get("parts"), error)
-    paths = _validate_paths(snapshot, data.get("paths"), error)
+    paths = _validate_paths(snapshot, data.get("paths"), data.get("paths_b64"), error)
     whole_account = _flag(data, "whole_account", error)
     confirm_overwrite = _flag(data, "confirm_overwrite", error)
     if whole_account and (parts or paths):
         error("whole_account", "whole_account means every part; leave parts and paths out, or whole_account.")
-    elif not whole_account and not parts and not paths and "parts" not in errors and "paths" not in errors:
+    elif (
+        not whole_account and not parts and not paths and not errors.keys() & {"parts", "paths", "paths_b64"}
+    ):
         error(
             "__all__",
             "Nothing is selected: choose parts or paths, or ask for the whole account (whole_account: true).",
@@ -300,30 +307,62 @@ def _validate_parts(snapshot: Snapshot, raw: Any, error: Any) -> list[tuple[str,
     return chosen
 
 
-def _validate_paths(snapshot: Snapshot, raw: Any, error: Any) -> list[str]:
-    if raw in (None, ""):
-        return []
-    if not isinstance(raw, list):
-        error("paths", "Give paths as a list of paths relative to the home folder.")
-        return []
-    if len(raw) > MAX_PATHS:
+def _requested_paths(raw: Any, raw_b64: Any, error: Any) -> list[tuple[str, str]] | None:
+    """(field, path) of each path given as text in `paths` or as base64url in `paths_b64`
+    (names that are not UTF-8: destinations.names); None when the lists are malformed."""
+    lists: list[tuple[str, list[Any]]] = []
+    for key, items in (("paths", raw), ("paths_b64", raw_b64)):
+        if items in (None, ""):
+            continue
+        if not isinstance(items, list):
+            how = (
+                "the base64url of their bytes" if key == "paths_b64" else "paths relative to the home folder"
+            )
+            error(key, f"Give {key} as a list of {how}.")
+            return None
+        lists.append((key, items))
+    if sum(len(items) for _key, items in lists) > MAX_PATHS:
         error("paths", f"At most {MAX_PATHS} paths at once; choose their folder instead.")
+        return None
+    given: list[tuple[str, str]] = []
+    for key, items in lists:
+        for item in items:
+            if not isinstance(item, str):
+                error(key, "Each path must be a non-empty path relative to the home folder.")
+                continue
+            if key == "paths":
+                if not names.is_text(item):
+                    error(key, f"{names.display(item)!r} is not valid text; send it in paths_b64.")
+                    continue
+                given.append((key, item))
+                continue
+            try:
+                given.append((key, names.from_b64(item)))
+            except ValueError as exc:
+                error(key, f"{item[:100]!r}: {exc}.")
+    return given
+
+
+def _validate_paths(snapshot: Snapshot, raw: Any, raw_b64: Any, error: Any) -> list[str]:
+    given = _requested_paths(raw, raw_b64, error)
+    if not given:
         return []
     chosen: list[str] = []
-    for path in raw:
-        if not isinstance(path, str) or not path.strip("/"):
-            error("paths", "Each path must be a non-empty path relative to the home folder.")
+    for key, path in given:
+        shown = names.display(path)
+        if not path.strip("/"):
+            error(key, "Each path must be a non-empty path relative to the home folder.")
             continue
         if path.startswith("/"):
-            error("paths", f"{path!r}: give paths relative to the home folder, not absolute.")
+            error(key, f"{shown!r}: give paths relative to the home folder, not absolute.")
             continue
         try:
             clean = listing.normalise(path)
         except ValueError:
-            error("paths", f"{path!r}: '..' and NUL are not allowed in paths.")
+            error(key, f"{shown!r}: '..' and NUL are not allowed in paths.")
             continue
         if not snapshot.listing_root or listing.lookup(snapshot.listing_root, clean) is None:
-            error("paths", f"{path!r} is not in this backup.")
+            error(key, f"{shown!r} is not in this backup.")
             continue
         if clean not in chosen:
             chosen.append(clean)
@@ -473,7 +512,7 @@ def files_phrase(snapshot: Snapshot, plan: Plan) -> str:
     if plan.mailboxes:
         boxes = len(plan.mailboxes)
         pieces.append(f"{boxes} mailbox{'' if boxes == 1 else 'es'}")
-    named = plan.paths + plan.mailboxes
+    named = [names.display(path) for path in plan.paths] + plan.mailboxes
     shown = ", ".join(named[:_NAMED]) + (", …" if len(named) > _NAMED else "")
     return f"{' and '.join(pieces)} ({shown})"
 
@@ -547,7 +586,8 @@ class Outcome:
         if failure:
             self.failed += 1
         if len(self.skipped) < MAX_SKIPPED:
-            self.skipped.append({"path": path, "reason": reason})
+            # The result is JSON: a name that is not UTF-8 is kept in its display form.
+            self.skipped.append({"path": names.display(path), "reason": names.display(reason)})
 
     def result(self) -> dict[str, Any]:
         result: dict[str, Any] = {

@@ -18,7 +18,7 @@ import stat
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from destinations import catalog
+from destinations import catalog, names
 from destinations.engines import native, ownership
 from destinations.engines.native_common import PACKS_DIR, Session
 from destinations.engines.native_read import GAP_BRIDGE, decode_chunk
@@ -126,7 +126,7 @@ def restore(
             if not plan.whole_home:
                 folders = (mailbox_folder(box) for box in plan.mailboxes)
                 paths = [*plan.paths, *(f for f in folders if not plan.covers_home_path(f))]
-            wanted = None if paths is None else [os.fsencode(p) for p in paths]
+            wanted = None if paths is None else [names.to_bytes(p) for p in paths]
             full = manifest
             manifest = readable_files(
                 full,
@@ -139,7 +139,7 @@ def restore(
             if paths is not None and manifest is not full:
                 # A chosen path left out above was reported; materialise must not call it missing.
                 kept, known = manifest.entry_map(), full.entry_map()
-                paths = [p for p in paths if os.fsencode(p) in kept or os.fsencode(p) not in known]
+                paths = [p for p in paths if names.to_bytes(p) in kept or names.to_bytes(p) not in known]
             if paths is None or paths:
                 owners = ownership.Owners(manifest, target.ids)
                 result = native.materialise(

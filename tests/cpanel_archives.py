@@ -196,6 +196,7 @@ class _Writer:
         self.outer = outer
         self.inner = inner
         self.top = manifest.top
+        self.extra_home: Sequence[tuple[bytes, bytes | None]] = ()
 
     def _info(self, name: str, kind: bytes, mtime: int, mode: int) -> tarfile.TarInfo:
         info = tarfile.TarInfo(name)
@@ -918,6 +919,14 @@ def _write_home(w: _Writer, user: str, rng: random.Random, seed: int, scale: flo
     w.text(f"homedir/ssl/certs/{main.replace('.', '_')}_a1b2c_d3e4f_1735689599_abcdef.crt", cert)
     w.text("homedir/ssl/keys/a1b2c_d3e4f_0123456789abcdef.key", key_pem, mode=0o600)
 
+    # what the caller asked for: raw names (bytes that need not be UTF-8), folders first
+    for raw, data in w.extra_home:
+        rel = "homedir/" + raw.decode(ENCODING, ERRORS)
+        if data is None:
+            w.dir(rel)
+        else:
+            w.file(rel, data)
+
 
 # -- archives ----------------------------------------------------------------------------------
 
@@ -987,12 +996,15 @@ def make_account_archive(
     size_scale: float = 1.0,
     when: datetime | None = None,
     cp_user: str | None = None,
+    extra_home: Sequence[tuple[bytes, bytes | None]] = (),
 ) -> GeneratedArchive:
     """Write one account archive; ``out`` is a folder (the name follows ``style``) or a file path.
 
     ``size_scale`` 1 gives ~2.4 MB of tar; each unit adds ~1.15 MB (450 gives ~520 MB, ~74% of it
     left after gzip: photos, zips and attachments do not compress, pages, mail and SQL do).
     ``cp_user`` puts a different account inside than the one the file is named for.
+    ``extra_home``: (home-relative name as bytes, content, or None for a folder) written at the
+    end of the home folder, parents before what they hold.
     """
     when = when or datetime(2024, 7, 29, 13, 22, 32, tzinfo=UTC)
     stem = _archive_names(user, style, when)
@@ -1024,6 +1036,7 @@ def make_account_archive(
                     fileobj=inner_file, mode="w", format=tarfile.GNU_FORMAT, encoding=ENCODING, errors=ERRORS
                 )
             writer = _Writer(manifest, outer, inner)
+            writer.extra_home = extra_home
             if inner is not None:
                 tar = inner
 

@@ -31,6 +31,8 @@ from collections import OrderedDict
 from pathlib import Path
 from types import TracebackType
 
+from destinations import names
+
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _MODE_MASK = 0o1777  # permission bits and sticky; setuid/setgid dropped
 _FD_CACHE_SIZE = 64
@@ -44,10 +46,10 @@ class UnsafePath(Exception):
 def split_relative(rel: str | bytes) -> tuple[bytes, ...]:
     """The components of a safe relative path; raises UnsafePath for anything else.
 
-    A str is encoded with os.fsencode (surrogateescape), so names that are not valid UTF-8
-    round-trip through os.fsdecode.
+    A str is encoded as UTF-8 with surrogateescape (destinations.names), so names that are not
+    valid UTF-8 come back as their bytes.
     """
-    raw = os.fsencode(rel)
+    raw = names.to_bytes(rel) if isinstance(rel, str) else rel
     if not raw:
         raise UnsafePath("empty path")
     if b"\x00" in raw:
@@ -324,7 +326,7 @@ class SafeTree:
         """Create a symlink (its target is stored as is and never followed here)."""
         parts = split_relative(rel)
         raw = b"/".join(parts)
-        link_target = os.fsencode(target)
+        link_target = names.to_bytes(target) if isinstance(target, str) else target
         if not link_target or b"\x00" in link_target:
             raise UnsafePath(f"invalid link target for {raw!r}")
         parent = self._dir_fd(parts[:-1], create=True, replace=replace)

@@ -23,6 +23,7 @@ from typing import Protocol
 
 import zstandard
 
+from destinations import names
 from destinations.ftp import FtpError, PermanentError, RemoteEntry, RemoteStore
 
 from .localfs import SafeFile, SafeTree, UnsafePath, split_relative
@@ -244,7 +245,7 @@ def _select(
     wanted: list[bytes] | None = None
     matched: set[bytes] = set()
     if paths is not None:
-        wanted = [os.fsencode(path).strip(b"/") for path in paths]
+        wanted = [(names.to_bytes(p) if isinstance(p, str) else p).strip(b"/") for p in paths]
     for entry in manifest.entries:
         try:
             split_relative(entry.path)

@@ -6,8 +6,19 @@
 
   function chosen(form) {
     return form.querySelector(
-      'input[name="parts"]:checked, input[name="paths"]:checked, input[name="whole_account"]:checked'
+      'input[name="parts"]:checked, input[name="paths"]:checked, input[name="paths_b64"]:checked, ' +
+        'input[name="whole_account"]:checked'
     ) !== null;
+  }
+
+  // The boxes a select-all box stands for. Paths whose names are not UTF-8 are sent as
+  // paths_b64 (the base64url of their bytes, see destinations/names.py): they are paths too.
+  function boxesOf(form, name) {
+    var selector = 'input[name="' + name + '"]';
+    if (name === "paths") {
+      selector += ', input[name="paths_b64"]';
+    }
+    return form.querySelectorAll(selector);
   }
 
   function refresh(form) {
@@ -18,7 +29,7 @@
     var whole = form.querySelector("[data-whole-account]");
     var wholeChecked = whole !== null && whole.checked;
     form.querySelectorAll("[data-select-all]").forEach(function (all) {
-      var boxes = form.querySelectorAll('input[name="' + all.dataset.selectAll + '"]');
+      var boxes = boxesOf(form, all.dataset.selectAll);
       var ticked = 0;
       boxes.forEach(function (box) {
         // The whole account covers every part: the single boxes say so and are not sent.
@@ -39,7 +50,7 @@
     form.addEventListener("change", function (event) {
       var target = event.target;
       if (target.dataset && target.dataset.selectAll) {
-        form.querySelectorAll('input[name="' + target.dataset.selectAll + '"]').forEach(function (box) {
+        boxesOf(form, target.dataset.selectAll).forEach(function (box) {
           box.checked = target.checked;
         });
       }
