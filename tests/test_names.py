@@ -57,6 +57,18 @@ TREE: dict[bytes, Any] = {
     FOLDER_LOOKALIKE + b"/other.txt": b"the folder named with a backslash\n",
 }
 
+# Two Maildirs: a mailbox, and a folder in its place whose name is not UTF-8 (no email address).
+MAIL_DOMAIN = b"mail/nm-example.org"
+MAILBOXES: dict[bytes, Any] = {
+    MAIL_DOMAIN: None,
+    MAIL_DOMAIN + b"/info": None,
+    MAIL_DOMAIN + b"/info/cur": None,
+    MAIL_DOMAIN + b"/info/cur/1.eml": b"Subject: a mailbox\n\nbody\n",
+    MAIL_DOMAIN + b"/b\xe9": None,
+    MAIL_DOMAIN + b"/b\xe9/cur": None,
+    MAIL_DOMAIN + b"/b\xe9/cur/1.eml": b"Subject: a folder with a Latin-1 name\n\nbody\n",
+}
+
 
 def b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
@@ -112,6 +124,8 @@ def names_account(db: Any, tmp_path: Path, owner: Any) -> Account:
     (home / "public_html").mkdir(parents=True)
     (home / "public_html" / "index.html").write_text("<h1>home</h1>\n")
     write_tree(home, TREE)
+    (home / "mail").mkdir()
+    write_tree(home, MAILBOXES)
     chown_tree(home, HOME_OWNER)
     return Account.objects.create(username=home.name, home=str(home), owner=owner)
 
@@ -391,7 +405,7 @@ def cpanel_backup(
 ) -> Snapshot:
     user = f"nm{secrets.token_hex(3)}"
     mysql_cleanup.append(user)
-    extra = list(CPANEL_TREE.items())
+    extra = list(CPANEL_TREE.items()) + list(MAILBOXES.items())  # the archive has mail/ already
     make_account_archive(
         cpanel_folder(pure_ftpd, restore_cpanel_destination), user, seed=3, size_scale=0.05, extra_home=extra
     )
@@ -459,3 +473,22 @@ def test_cpanel_archive_names_that_are_not_utf8_restore_and_download_byte_identi
     assert under(unpacked, b"homedir/" + FOLDER) == {
         b"homedir/" + k: v for k, v in under(CPANEL_TREE, FOLDER).items()
     }
+
+
+@pytest.mark.parametrize("engine", ["native", "cpanel"])
+def test_a_mail_folder_whose_name_is_not_utf8_is_no_mailbox_part(
+    request: pytest.FixtureRequest, client: Any, owner: Any, engine: str
+) -> None:
+    """
+    GIVEN a home whose mail/<domain>/ holds a mailbox and a Maildir named with a Latin-1 byte
+    WHEN the backup is indexed and its page shown
+    THEN the mailbox is a part, the other folder is not (no email address; its shown form
+         `b\\xe9@...` could name another folder), and the page shows the parts
+    """
+    snapshot = request.getfixturevalue("native_backup" if engine == "native" else "cpanel_backup")
+    boxes = {p["name"] for p in snapshot.parts if p["kind"] == "email_accounts" and "nm-example" in p["name"]}
+    assert boxes == {"info@nm-example.org"}
+    client.force_login(owner)
+    page = client.get(reverse("jobs:snapshot-detail", args=[snapshot.pk]))
+    assert page.status_code == 200
+    assert "info@nm-example.org" in page.content.decode()

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal, NamedTuple
 
+from destinations import names
 from destinations.engines.tarsafe import (
     DEFAULT_LIMITS,
     FATAL_FLAGS,
@@ -315,9 +316,17 @@ def _is_domain(name: str) -> bool:
 
 
 def _mailbox(home_rel: str) -> str | None:
-    """'box@domain' for a path inside ``mail/<domain>/<box>/`` of the home folder."""
+    """'box@domain' for a path inside ``mail/<domain>/<box>/`` of the home folder. A folder
+    whose name is not UTF-8 is no email address: it stays in the home folder part."""
     seg = home_rel.split("/", 3)
-    if len(seg) >= 3 and _is_domain(seg[1]) and seg[2] and not seg[2].startswith("."):
+    if (
+        len(seg) >= 3
+        and _is_domain(seg[1])
+        and seg[2]
+        and not seg[2].startswith(".")
+        and names.is_text(seg[1])
+        and names.is_text(seg[2])
+    ):
         return f"{seg[2]}@{seg[1]}"
     return None
 

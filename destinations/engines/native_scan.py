@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from destinations import names
+
 from .native_common import display_path
 from .native_manifest import Entry, Part, valid_owner_name
 
@@ -59,7 +61,10 @@ class SourceTree:
         return sum(entry.size for entry in self.entries if entry.type == "f")
 
     def mailboxes(self) -> list[Part]:
-        """`email_accounts` parts: cPanel Maildirs at mail/<domain>/<box>/ (with cur/ or new/)."""
+        """`email_accounts` parts: cPanel Maildirs at mail/<domain>/<box>/ (with cur/ or new/).
+
+        A folder whose name is not UTF-8 is no email address: it stays in the home folder part
+        (a part name is text, and its shown form could name another folder)."""
         # Only entries under mail/ matter; on a big home most are not.
         mail = [entry for entry in self.entries if entry.path.startswith(b"mail/")]
         dirs = {entry.path for entry in mail if entry.type == "d"}
@@ -71,6 +76,7 @@ class SourceTree:
                 and parts[0] == b"mail"
                 and b"." in parts[1]
                 and not parts[2].startswith(b".")
+                and names.is_text(names.from_bytes(path))
                 and (path + b"/cur" in dirs or path + b"/new" in dirs)
             ):
                 boxes[path + b"/"] = 0
