@@ -492,3 +492,24 @@ def test_a_mail_folder_whose_name_is_not_utf8_is_no_mailbox_part(
     page = client.get(reverse("jobs:snapshot-detail", args=[snapshot.pk]))
     assert page.status_code == 200
     assert "info@nm-example.org" in page.content.decode()
+
+
+def test_archive_members_whose_names_are_not_utf8_make_no_parts() -> None:
+    """GIVEN an archive with a DNS zone file named with a Latin-1 byte beside a plain one
+    WHEN it is indexed THEN only the plain zone is a part (part names are text)."""
+    import io
+
+    from destinations.engines.cpanel import read_archive
+    from tests.cpanel_archives import _member
+
+    archive = b"".join(
+        [
+            _member("bob/", typeflag=b"5", mode=0o755),
+            _member("bob/cp/bob", b"USER=bob\nDNS=bobsite.com\n"),
+            _member("bob/dnszones/", typeflag=b"5", mode=0o755),
+            _member("bob/dnszones/bobsite.com.db", b"$ORIGIN bobsite.com.\n"),
+            _member("bob/dnszones/caf\udce9.com.db", b"$ORIGIN cafe.com.\n"),
+        ]
+    ) + bytes(1024)
+    index = read_archive(io.BytesIO(archive), account_hint="bob")
+    assert [p.name for p in index.parts if p.kind == "dns_zones"] == ["bobsite.com"]

@@ -743,8 +743,8 @@ class _Indexer:
         sizes: dict[tuple[PartKind, str], list[int]] = {}
         for rel, member in others.items():
             for key in classify(rel):
-                if "*" in key[1]:
-                    continue
+                if "*" in key[1] or not names.is_text(key[1]):
+                    continue  # a part's name is text: one made of bytes that are not UTF-8 is no part
                 acc = sizes.setdefault(key, [0, 0])
                 acc[0] += member.size
                 acc[1] += 1
