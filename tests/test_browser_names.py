@@ -58,9 +58,17 @@ def test_a_folder_whose_name_is_not_utf8_browses_in_chromium(
     latin1 = page.locator('#file-table tr[data-type="file"]', has=page.locator(".raw-byte")).filter(
         has_text="caf"
     )
+    raw_boxes = page.locator('#file-table input[name="paths_b64"]')
+    assert raw_boxes.count() == 5  # every path in this folder: the folder's own name is not UTF-8
+    page.check("#select-all-paths")  # selects the paths_b64 boxes too
+    assert all(raw_boxes.nth(n).is_checked() for n in range(5))
+    page.uncheck("#select-all-paths")
+    assert not any(raw_boxes.nth(n).is_checked() for n in range(5))
     latin1.locator("input[type=checkbox]").check()
     worker(concurrency=1)
-    page.click("#restore-selected")
+    page.click("#restore-selected")  # enabled by ticking a paths_b64 box alone (restore.js)
+    assert "archiv-\\xe4/caf\\xe9.txt" in page.inner_text("#restore-summary")
+    page.click("#confirm-restore")
     page.wait_for_selector('#queue-item-body[data-status="completed"]', timeout=60000)
     item = QueueItem.objects.get(kind=QueueItem.Kind.RESTORE)
     assert item.params["paths_b64"] == [b64(FOLDER + b"/" + LATIN1)]

@@ -222,10 +222,17 @@ def test_files_page_browses_a_folder_whose_name_is_not_utf8(
     assert "sub-" not in literal.content.decode()
     assert client.get(url, {"path_b64": "not*base64"}).status_code == 404
 
-    # The page's own form restores what its checkboxes name.
+    # The page's own form restores what its checkboxes name, through the page that asks first.
+    restore_url = reverse("jobs:snapshot-restore", args=[native_backup.pk])
+    asked = client.post(restore_url, {"paths_b64": [b64(FOLDER + b"/" + LATIN1)], "target": "new_folder"})
+    assert asked.status_code == 200
+    html = asked.content.decode()
+    assert "1 file (archiv-\\xe4/caf\\xe9.txt) into a new folder" in html
+    hidden = re.findall(r'<input type="hidden" name="(paths(?:_b64)?)" value="([^"]*)">', html)
+    assert hidden == [("paths_b64", b64(FOLDER + b"/" + LATIN1))]
     response = client.post(
-        reverse("jobs:snapshot-restore", args=[native_backup.pk]),
-        {"paths_b64": [b64(FOLDER + b"/" + LATIN1)], "target": "new_folder"},
+        restore_url,
+        {"paths_b64": [value for _name, value in hidden], "target": "new_folder", "confirmed": "1"},
     )
     assert response.status_code == 302
     item = run_item(QueueItem.objects.get(kind=QueueItem.Kind.RESTORE))
@@ -361,7 +368,9 @@ def test_restore_into_a_new_folder_and_over_the_files_is_byte_identical(
     os.rename(os.path.join(base, FOLDER, INVALID), os.path.join(base, FOLDER, b"renamed.txt"))
     with open(os.path.join(base, FOLDER_LOOKALIKE, b"other.txt"), "wb") as handle:
         handle.write(b"changed\n")
-    item = run_item(queued(api, native_backup, "restore", {**body, "target": "overwrite"}))
+    item = run_item(
+        queued(api, native_backup, "restore", {**body, "target": "overwrite", "confirm_overwrite": True})
+    )
     assert item.status == QueueItem.Status.COMPLETED, (item.error, item.result)
     now = exact_tree(home)
     assert now.pop(FOLDER + b"/renamed.txt") == TREE[FOLDER + b"/" + INVALID]  # not in the backup: kept
@@ -462,7 +471,9 @@ def test_cpanel_archive_names_that_are_not_utf8_restore_and_download_byte_identi
 
     base = os.fsencode(home)
     write_tree(home, {FOLDER: None, FOLDER + b"/" + LATIN1: b"changed since\n"})
-    item = run_item(queued(api, cpanel_backup, "restore", {**body, "target": "overwrite"}))
+    item = run_item(
+        queued(api, cpanel_backup, "restore", {**body, "target": "overwrite", "confirm_overwrite": True})
+    )
     assert item.status == QueueItem.Status.COMPLETED, (item.error, item.result)
     assert under(exact_tree(base), FOLDER, FOLDER_LOOKALIKE) == CPANEL_TREE
 
