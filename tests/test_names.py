@@ -245,6 +245,26 @@ def test_files_page_browses_a_folder_whose_name_is_not_utf8(
     assert page.status_code == 200
 
 
+def test_a_refused_restore_form_ticks_names_that_are_not_utf8_again(
+    client: Any, owner: Any, native_backup: Snapshot
+) -> None:
+    """GIVEN the client ticked the Latin-1 file and a path the backup lacks WHEN the restore is
+    refused THEN the files page shows the error with the Latin-1 file still ticked."""
+    client.force_login(owner)
+    url = reverse("jobs:snapshot-files", args=[native_backup.pk])
+    back = f"{url}?path_b64={b64(FOLDER)}"
+    response = client.post(
+        reverse("jobs:snapshot-restore", args=[native_backup.pk]),
+        {"paths_b64": [b64(FOLDER + b"/" + LATIN1)], "paths": ["missing.txt"], "back": back},
+    )
+    assert response.status_code == 302
+    assert response["Location"] == back
+    html = client.get(back).content.decode()
+    assert "not in this backup" in html
+    ticked = re.findall(r'name="paths_b64" value="([^"]*)"[^>]* checked', html)
+    assert ticked == [b64(FOLDER + b"/" + LATIN1)]
+
+
 def test_files_api_carries_names_that_are_not_utf8_exactly(api: APIClient, native_backup: Snapshot) -> None:
     """
     GIVEN the same backup
