@@ -1,7 +1,14 @@
 from rest_framework.routers import DefaultRouter
 
 from destinations.api import DestinationViewSet
-from jobs.api import AccountViewSet, BackupJobViewSet, ClientViewSet, QueueItemViewSet, SnapshotViewSet
+from jobs.api import (
+    AccountViewSet,
+    BackupJobViewSet,
+    ClientViewSet,
+    NotificationTargetViewSet,
+    QueueItemViewSet,
+    SnapshotViewSet,
+)
 
 router = DefaultRouter()
 router.register("destinations", DestinationViewSet, basename="destination")
@@ -10,5 +17,6 @@ router.register("jobs", BackupJobViewSet, basename="job")
 router.register("queue", QueueItemViewSet, basename="queue")
 router.register("snapshots", SnapshotViewSet, basename="snapshot")
 router.register("clients", ClientViewSet, basename="client")
+router.register("notification-targets", NotificationTargetViewSet, basename="notification-target")
 
 urlpatterns = router.urls

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import dj_database_url
 import xstatic.pkg.bootstrap as xstatic_bootstrap
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
-from .env import env_bool, env_int, env_list, env_str
+from .env import env_bool, env_email, env_int, env_list, env_str, env_time, env_url
 from .keys import new_secret_key, read_or_create
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -212,10 +213,18 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "null": {"class": "logging.NullHandler"},
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     # aioftp logs every command at DEBUG, PASS included (censored, but keep it quiet anyway).
-    "loggers": {"aioftp": {"level": "WARNING"}},
+    # Apprise logs notification URLs, tokens included: jobs/senders.py reads its messages and
+    # logs them scrubbed; nothing of Apprise's own goes out.
+    "loggers": {
+        "aioftp": {"level": "WARNING"},
+        "apprise": {"level": "WARNING", "handlers": ["null"], "propagate": False},
+    },
 }
 
 # Production hardening; `manage.py check --deploy` reads these.
@@ -233,12 +242,28 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 
+# Outgoing mail: client invitations and password resets (Django's SMTP backend).
+EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1, maximum=65535)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1, maximum=300)
+DEFAULT_FROM_EMAIL = env_email("DEFAULT_FROM_EMAIL", "backupsite@localhost")
+# How long an invitation or password-reset link works (Django's default is three days).
+PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT_HOURS", 72, minimum=1, maximum=24 * 30) * 3600
+
 # The MySQL/MariaDB server that holds the accounts' databases: dumps and restores.
 MYSQL_URL = env_str("BACKUPSITE_MYSQL_URL", "mysql://root@localhost/")
 # How long prepared downloads stay available.
 DOWNLOAD_TTL_HOURS = env_int("BACKUPSITE_DOWNLOAD_TTL_HOURS", 24, minimum=1, maximum=24 * 30)
 # Restores and downloads one client may have pending or running at once (admins: no limit).
 CLIENT_QUEUE_LIMIT = env_int("BACKUPSITE_CLIENT_QUEUE_LIMIT", 3, minimum=1, maximum=100)
+# The panel's address as its users reach it: links in notifications point there.
+SITE_URL = env_url("BACKUPSITE_URL", "http://127.0.0.1:8000")
+# When the daily summary goes to the targets that want it (HH:MM, TIME_ZONE).
+DAILY_SUMMARY_AT = env_time("BACKUPSITE_DAILY_SUMMARY_AT", (7, 0))
 # Where workers spool pack files while uploading (at most about two packs at a time).
 TEMP_DIR = DATA_DIR / "tmp"
 
@@ -247,6 +272,11 @@ CELERY_BEAT_SCHEDULE = {
     "redispatch-lost-queue-items": {"task": "jobs.tasks.redispatch_lost", "schedule": 300.0},
     "expire-downloads": {"task": "jobs.tasks.expire_downloads", "schedule": 900.0},
     "collect-listing-garbage": {"task": "jobs.tasks.collect_listing_garbage", "schedule": 86400.0},
+    "send-held-notifications": {"task": "jobs.tasks.send_held_notifications", "schedule": 300.0},
+    "daily-summary": {
+        "task": "jobs.tasks.daily_summary",
+        "schedule": crontab(minute=DAILY_SUMMARY_AT[1], hour=DAILY_SUMMARY_AT[0]),
+    },
 }
 # Seconds after which a connection lease of a worker that died is free again.
 LEASE_TTL = env_int("BACKUPSITE_LEASE_TTL", 60, minimum=5, maximum=3600)

@@ -147,6 +147,11 @@ class PathRefused(FtpError):
     """A path that would leave the destination directory, or an unsafe remote name."""
 
 
+# The failures that mean the destination cannot be reached or logged in to at all (as opposed
+# to one transfer or one path going wrong): callers report these as the destination's problem.
+CONNECTION_FAILURES: tuple[type[FtpError], ...] = (ConnectFailed, LoginFailed, TlsFailed)
+
+
 EntryType = Literal["file", "dir", "link", "other"]
 
 

@@ -16,7 +16,7 @@ from destinations.api import IsStaff
 from destinations.models import Destination, Snapshot
 
 from . import backup, queue, snapshots
-from .models import Account, BackupJob, QueueItem
+from .models import Account, BackupJob, NotificationEvent, NotificationTarget, QueueItem
 from .validators import home_warnings
 
 # --- browsing, restore and download ------------------------------------------------------------
@@ -437,3 +437,78 @@ class ClientViewSet(StrictBodyMixin, viewsets.ModelViewSet):
         from .clients import clients
 
         return clients().prefetch_related("accounts")
+
+
+# --- notification targets ------------------------------------------------------------------------
+
+
+class NotificationTargetSerializer(serializers.ModelSerializer):
+    url = serializers.CharField(
+        max_length=2000,
+        help_text="An email address (or mailto:) or an Apprise URL. Answered redacted; sending the "
+        "redacted form back (or leaving it out) keeps the stored URL.",
+    )
+    events = serializers.ListField(
+        child=serializers.ChoiceField(choices=NotificationEvent.choices), required=False, default=list
+    )
+
+    class Meta:
+        model = NotificationTarget
+        fields = ["id", "name", "url", "events", "enabled"]
+
+    def to_representation(self, instance: NotificationTarget) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        data["url"] = instance.url_display
+        return data
+
+    def validate_url(self, value: str) -> Any:
+        from django.core.exceptions import ValidationError as DjangoValidationError
+
+        from .senders import parse_target
+
+        value = value.strip()
+        if self.instance is not None and value == self.instance.url_display:
+            return None  # unchanged: keep the stored URL
+        try:
+            return parse_target(value)
+        except DjangoValidationError as exc:
+            raise ValidationError(exc.messages) from None
+
+    def validate_events(self, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))
+
+    def create(self, validated_data: dict[str, Any]) -> NotificationTarget:
+        from .notifications import save_target
+
+        parsed = validated_data.pop("url")
+        return save_target(NotificationTarget(**validated_data), parsed)
+
+    def update(self, instance: NotificationTarget, validated_data: dict[str, Any]) -> NotificationTarget:
+        from .notifications import save_target
+
+        parsed = validated_data.pop("url", None)
+        for name, value in validated_data.items():
+            setattr(instance, name, value)
+        return save_target(instance, parsed)
+
+
+class NotificationTestSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+    detail = serializers.CharField()
+
+
+class NotificationTargetViewSet(viewsets.ModelViewSet):
+    """Where notifications go (admins only)."""
+
+    queryset = NotificationTarget.objects.all()
+    serializer_class = NotificationTargetSerializer
+    permission_classes = [IsStaff]
+
+    @extend_schema(request=None, responses={200: NotificationTestSerializer})
+    @action(detail=True, methods=["post"])
+    def test(self, request: Request, pk: str | None = None) -> Response:
+        """Send a test message now; answers whether it got through and, if not, why."""
+        from . import notifications
+
+        error = notifications.send_test(self.get_object())
+        return Response({"ok": not error, "detail": error or "sent"})

@@ -5,4 +5,4 @@ class JobsConfig(AppConfig):
     name = "jobs"
 
     def ready(self) -> None:
-        from . import signals  # noqa: F401
+        from . import notifications, signals  # noqa: F401  (notifications registers its queue hook)

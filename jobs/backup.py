@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from destinations import catalog
 from destinations.engines import native
-from destinations.ftp import FtpError, FtpSession
+from destinations.ftp import CONNECTION_FAILURES, FtpError, FtpSession
 from destinations.models import Engine, Snapshot
 from destinations.sessions import open_session
 
@@ -30,6 +30,18 @@ from .models import Account, BackupJob, QueueItem
 
 logger = logging.getLogger(__name__)
 State = Snapshot.State
+
+
+class RunFailed(RuntimeError):
+    """Every account of a run failed. `failures` holds the per-account results (account,
+    error, hint) for whoever reports the run; the message names them all."""
+
+    def __init__(self, failures: list[dict[str, Any]]) -> None:
+        self.failures = failures
+        self.message = "; ".join(f"{r['account']}: {r['error']}" for r in failures)
+        hints = {r.get("hint", "") for r in failures}
+        self.hint = hints.pop() if len(hints) == 1 else ""
+        super().__init__(self.message)
 
 
 def queue_run(job: BackupJob, *, requested_by: Any = None) -> QueueItem:
@@ -106,9 +118,12 @@ def run(item: QueueItem, reporter: queue.Reporter) -> dict[str, Any]:
             except (FtpError, native.NativeError, mysql.MysqlError, OSError) as exc:
                 message = getattr(exc, "message", None) or str(exc)
                 reporter.log(f"Account {account.username}: failed: {message}")
-                results.append(
-                    {"account": account.username, "status": "failed", "error": message, **_notes(notes)}
-                )
+                failure = {"account": account.username, "status": "failed", "error": message, **_notes(notes)}
+                if getattr(exc, "hint", ""):
+                    failure["hint"] = exc.hint  # type: ignore[union-attr]
+                if isinstance(exc, CONNECTION_FAILURES):
+                    failure["unreachable"] = True
+                results.append(failure)
                 continue
             progress.stage_done()
             totals = manifest.totals
@@ -129,7 +144,7 @@ def run(item: QueueItem, reporter: queue.Reporter) -> dict[str, Any]:
             reporter.log(f"Account {account.username}: done → {snapshot.path}")
     failed = [r for r in results if r["status"] == "failed"]
     if failed and len(failed) == len(results):
-        raise RuntimeError("; ".join(f"{r['account']}: {r['error']}" for r in failed))
+        raise RunFailed(failed)
     result: dict[str, Any] = {"accounts": results}
     if failed:
         result["status"] = "partial"

@@ -9,7 +9,8 @@ from backupsite.forms import ModelLimitsMixin
 from destinations.models import Destination, Engine
 from destinations.validators import parse_cron
 
-from .models import Account, BackupJob
+from .models import Account, BackupJob, NotificationEvent, NotificationTarget
+from .senders import ParsedTarget, parse_target
 from .validators import JUNK_EXCLUDES, home_warnings
 
 
@@ -269,3 +270,51 @@ class ClientForm(ModelLimitsMixin, forms.ModelForm):
         return save_client(
             user, password=self.cleaned_data["password"], accounts=self.cleaned_data["accounts"]
         )
+
+
+class NotificationTargetForm(forms.ModelForm):
+    """A notification target. The URL is shown redacted; leaving it as shown keeps the stored one."""
+
+    url = forms.CharField(
+        label="Email address or Apprise URL",
+        max_length=2000,
+        help_text="An email address (sent through the mail settings), or an Apprise URL: slack://..., "
+        "tgram://..., discord://..., matrixs://..., json://host/path (a JSON webhook), ... "
+        "Stored encrypted; tokens are never shown again (leave the shown form to keep them).",
+        widget=forms.TextInput(attrs={"class": "font-monospace", "autocomplete": "off"}),
+    )
+    events = forms.MultipleChoiceField(
+        choices=[],
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        help_text="What to send. Repeats of a failure for the same job are sent at most once an hour, "
+        "then summed up.",
+    )
+
+    class Meta:
+        model = NotificationTarget
+        fields = ["name", "url", "events", "enabled"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        events = self.fields["events"]
+        assert isinstance(events, forms.MultipleChoiceField)
+        events.choices = NotificationEvent.choices
+        if self.instance.pk is not None:
+            self.initial["url"] = self.instance.url_display
+        self.parsed: ParsedTarget | None = None
+        self.helper = FormHelper()
+        self.helper.form_tag = False
+
+    def clean_url(self) -> str:
+        url = self.cleaned_data["url"].strip()
+        if self.instance.pk is not None and url == self.instance.url_display:
+            return url  # unchanged: keep the stored URL and its secrets
+        self.parsed = parse_target(url)
+        return self.parsed.display
+
+    def save(self, commit: bool = True) -> NotificationTarget:
+        from .notifications import save_target
+
+        target = super().save(commit=False)
+        return save_target(target, self.parsed)

@@ -40,6 +40,28 @@ class Aborted(Exception):
     """An admin asked to stop this item."""
 
 
+# Called with every item that finished (and the exception that ended it, if any). Whoever
+# wants to react to finished work registers here, so the queue imports none of them.
+FinishedHook = Callable[[QueueItem, "BaseException | None"], None]
+_finished_hooks: list[FinishedHook] = []
+
+
+def on_finished(hook: FinishedHook) -> FinishedHook:
+    """Register `hook` (once) to be told about every finished item."""
+    if hook not in _finished_hooks:
+        _finished_hooks.append(hook)
+    return hook
+
+
+def _tell_finished(item: QueueItem, exc: BaseException | None) -> None:
+    """A hook that fails is logged and never changes the item's outcome."""
+    for hook in list(_finished_hooks):
+        try:
+            hook(item, exc)
+        except Exception:
+            logger.exception("queue item %s: a finished hook failed", item.pk)
+
+
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -122,6 +144,8 @@ def reap_stale(now: Any = None) -> int:
             _release(item.pk)
             logger.warning("queue item %s marked failed: worker %s stopped", item.pk, item.worker)
             count += 1
+            item.refresh_from_db()
+            _tell_finished(item, None)
     return count
 
 
@@ -271,6 +295,7 @@ def run_item(item_id: int, kind: str, body: Callable[[QueueItem, Reporter], dict
         return
     reporter = Reporter(item)
     status, error, result = Status.FAILED, "", None
+    failure: BaseException | None = None
     try:
         # Leases say which work holds them; a long wait for one shows in the item's log.
         with holding_for(lease_holder(item), on_wait=reporter.log):
@@ -281,12 +306,14 @@ def run_item(item_id: int, kind: str, body: Callable[[QueueItem, Reporter], dict
         status, error = Status.ABORTED, str(exc)
         reporter.log("Aborted.")
     except Exception as exc:
+        failure = exc
         error = _describe(exc)
         reporter.log(f"Failed: {error}")
         logger.error("queue item %s failed:\n%s", item_id, traceback.format_exc())
     finally:
         reporter.close()
         finish(item, status, error=error, result=result)
+    _tell_finished(item, failure)
 
 
 def lease_holder(item: QueueItem) -> str:

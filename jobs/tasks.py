@@ -97,6 +97,32 @@ def collect_listing_garbage() -> int:
     return listing.collect_garbage(Snapshot.objects.values_list("listing_root", flat=True))
 
 
+@shared_task(bind=True, max_retries=None, acks_late=True)
+def send_notification(self: Task, notification_id: int) -> str:
+    """Send one notification; a failure is retried with backoff, then recorded as failed."""
+    from . import notifications
+
+    last = self.request.retries + 1 >= notifications.MAX_ATTEMPTS
+    outcome = notifications.deliver(notification_id, last_attempt=last)
+    if outcome == notifications.RETRY:
+        raise self.retry(countdown=notifications.retry_delay(self.request.retries))
+    return outcome
+
+
+@shared_task
+def send_held_notifications() -> int:
+    from . import notifications
+
+    return notifications.send_held_summaries()
+
+
+@shared_task
+def daily_summary() -> int:
+    from . import notifications
+
+    return len(notifications.daily_summary())
+
+
 TASKS_BY_KIND: dict[str, Any] = {
     QueueItem.Kind.BACKUP: run_backup,
     QueueItem.Kind.REINDEX: run_reindex,

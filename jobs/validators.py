@@ -82,3 +82,17 @@ def home_warnings(home: str) -> list[str]:
     if not os.path.isdir(home):
         return [f"{home} is not a folder: backups of its files fail until it is."]
     return []
+
+
+def validate_events(value: object) -> None:
+    """A notification target's events: a list of known event names."""
+    from .models import NotificationEvent
+
+    if not isinstance(value, list) or not all(isinstance(event, str) for event in value):
+        raise ValidationError("Give the events as a list of names.")
+    unknown = [event for event in value if event not in NotificationEvent.values]
+    if unknown:
+        raise ValidationError(
+            f"Unknown events: {', '.join(sorted(set(unknown)))}. "
+            f"Known: {', '.join(NotificationEvent.values)}."
+        )

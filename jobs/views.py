@@ -299,3 +299,86 @@ def password_change(request: HttpRequest) -> HttpResponse:
     return render(
         request, "jobs/password.html", {"form": form, "title": "Change your password", "nav": "password"}
     )
+
+
+@staff_required
+def notification_list(request: HttpRequest) -> HttpResponse:
+    from .models import NotificationTarget
+
+    targets = NotificationTarget.objects.all()
+    return render(request, "jobs/notifications.html", {"targets": targets, "nav": "notifications"})
+
+
+@staff_required
+def notification_create(request: HttpRequest) -> HttpResponse:
+    from .forms import NotificationTargetForm
+
+    form = NotificationTargetForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        target = form.save()
+        messages.success(request, f"Notification target {target.name} saved.")
+        return redirect("jobs:notifications")
+    return render(
+        request, "jobs/form.html", {"form": form, "title": "New notification target", "nav": "notifications"}
+    )
+
+
+def _target(pk: int) -> Any:
+    from .models import NotificationTarget
+
+    return get_object_or_404(NotificationTarget, pk=pk)
+
+
+@staff_required
+def notification_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    from .forms import NotificationTargetForm
+
+    target = _target(pk)
+    form = NotificationTargetForm(request.POST or None, instance=target)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, f"Notification target {target.name} saved.")
+        return redirect("jobs:notifications")
+    return render(
+        request,
+        "jobs/form.html",
+        {"form": form, "title": f"Notification target {target.name}", "nav": "notifications"},
+    )
+
+
+@staff_required
+def notification_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    target = _target(pk)
+    if request.method == "POST":
+        target.delete()
+        messages.success(request, f"Notification target {target.name} deleted.")
+        return redirect("jobs:notifications")
+    return render(
+        request,
+        "jobs/confirm_delete.html",
+        {"object": target, "what": "notification target", "note": "", "nav": "notifications"},
+    )
+
+
+@staff_required
+@require_POST
+def notification_enable(request: HttpRequest, pk: int) -> HttpResponse:
+    target = _target(pk)
+    target.enabled = request.POST.get("enabled") == "1"
+    target.save(update_fields=["enabled", "updated"])
+    messages.success(request, f"{target.name} {'enabled' if target.enabled else 'disabled'}.")
+    return redirect("jobs:notifications")
+
+
+@staff_required
+@require_POST
+def notification_test(request: HttpRequest, pk: int) -> HttpResponse:
+    from . import notifications
+
+    target = _target(pk)
+    error = notifications.send_test(target)
+    if error:
+        messages.error(request, f"The test message to {target.name} failed: {error}")
+    else:
+        messages.success(request, f"Test message sent to {target.name}.")
+    return redirect("jobs:notifications")

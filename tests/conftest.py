@@ -5,6 +5,7 @@ pytest_plugins = [
     "tests.fixtures_browser",
     "tests.fixtures_jobs",
     "tests.fixtures_restore",
+    "tests.fixtures_notify",
 ]
 
 
