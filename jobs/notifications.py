@@ -38,6 +38,16 @@ MAX_ATTEMPTS = 6
 # Each of these is news on its own (a person asked for the restore; the summary is the digest).
 _NEVER_GROUPED = {Event.RESTORE_COMPLETED, Event.DAILY_SUMMARY}
 TEST_EVENT = "test"
+_LEVELS: dict[str, str] = {
+    Event.BACKUP_FAILED: "failure",
+    Event.REINDEX_FAILED: "failure",
+    Event.DESTINATION_UNREACHABLE: "failure",
+    Event.INTEGRITY_PROBLEM: "failure",
+    Event.BACKUP_PARTIAL: "warning",
+    Event.ACCOUNT_REMOVED: "warning",
+    Event.BACKUP_COMPLETED: "success",
+    Event.RESTORE_COMPLETED: "success",
+}
 Status = Notification.Status
 
 
@@ -174,7 +184,8 @@ def deliver(notification_id: int, *, last_attempt: bool) -> str:
     now = timezone.now()
     try:
         url = target.url if target is not None else f"mailto:{notification.recipient}"
-        senders.deliver(url, notification.subject, notification.body)
+        level = _LEVELS.get(notification.event, "info")
+        senders.deliver(url, notification.subject, notification.body, level=level)
     except Exception as exc:
         reason = exc.message if isinstance(exc, senders.SendFailed) else f"{type(exc).__name__}: {exc}"
         if not isinstance(exc, senders.SendFailed):

@@ -128,13 +128,22 @@ def _asset() -> apprise.AppriseAsset:
     return apprise.AppriseAsset(app_id="Backupsite", app_desc="Backupsite", app_url=settings.SITE_URL)
 
 
-def deliver(url: str, subject: str, body: str) -> None:
-    """Send one message to `url`; SendFailed says why it did not get through."""
+def deliver(url: str, subject: str, body: str, *, level: str = "info") -> None:
+    """Send one message to `url`; SendFailed says why it did not get through. `level` (info,
+    success, warning, failure) lets chat services colour the message."""
     address = email_address(url)
     if address is not None:
         _send_mail(address, subject, body)
     else:
-        _send_apprise(url, subject, body)
+        _send_apprise(url, subject, body, level)
+
+
+_LEVELS = {
+    "info": apprise.NotifyType.INFO,
+    "success": apprise.NotifyType.SUCCESS,
+    "warning": apprise.NotifyType.WARNING,
+    "failure": apprise.NotifyType.FAILURE,
+}
 
 
 def _send_mail(address: str, subject: str, body: str) -> None:
@@ -152,12 +161,17 @@ def _send_mail(address: str, subject: str, body: str) -> None:
         raise SendFailed(f"could not send mail through {where}: {exc}") from None
 
 
-def _send_apprise(url: str, subject: str, body: str) -> None:
+def _send_apprise(url: str, subject: str, body: str, level: str) -> None:
     sender = apprise.Apprise(asset=_asset())
     with apprise.LogCapture(level=logging.WARNING) as log:
         if not sender.add(url):
             raise SendFailed("Apprise cannot read this URL any more (edit the target)")
-        ok = sender.notify(title=subject, body=body, body_format=apprise.NotifyFormat.TEXT)
+        ok = sender.notify(
+            title=subject,
+            body=body,
+            body_format=apprise.NotifyFormat.TEXT,
+            notify_type=_LEVELS.get(level, apprise.NotifyType.INFO),
+        )
     if not ok:
         lines = [line.split(" - ", 2)[-1] for line in log.getvalue().splitlines() if " - " in line]
         display = redact(url, sender[0].url(privacy=True))

@@ -44,7 +44,7 @@ class _Recorder:
     async def handle_DATA(self, smtp: Any, session: Any, envelope: Any) -> str:
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         self.server.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
-        self.server.messages.append(message)  # type: ignore[arg-type]
+        self.server.messages.append(message)
         return "250 OK"
 
 

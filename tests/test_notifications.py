@@ -85,6 +85,7 @@ def test_failed_backup_sends_one_mail_and_one_webhook_call_with_the_account_erro
         assert expected in text, (expected, text)
     call = calls[0]
     assert call["title"] == mail["Subject"]
+    assert call["type"] == "failure"
     for expected in (home_account.username, "could not connect to", CONNECT_HINT, link):
         assert expected in call["message"], (expected, call)
     assert webhook.paths == ["/hooks/backups"]
@@ -280,3 +281,23 @@ def _commit() -> Any:
     from django.test import TestCase
 
     return TestCase.captureOnCommitCallbacks(execute=True)
+
+
+def test_a_failing_finished_hook_never_changes_the_items_outcome(
+    eager_tasks, dead_destination, home_account, monkeypatch
+) -> None:
+    """
+    GIVEN a finished hook that raises (a notification that cannot even be created)
+    WHEN a backup runs
+    THEN the item still ends with its own status and error
+    """
+    from jobs import queue
+
+    def broken(item, exc):
+        raise RuntimeError("notification storage is broken")
+
+    monkeypatch.setattr(queue, "_finished_hooks", [broken, *queue._finished_hooks])
+    item = run_job(make_job(dead_destination, home_account))
+    assert item.status == QueueItem.Status.FAILED
+    assert "could not connect to" in item.error
+    assert CONNECT_HINT in item.error
