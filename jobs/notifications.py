@@ -181,6 +181,11 @@ def deliver(notification_id: int, *, last_attempt: bool) -> str:
     if target is None and not notification.recipient:
         Notification.objects.filter(pk=notification_id).update(status=Status.FAILED, error="no recipient")
         return FAILED
+    if target is not None and not target.enabled:
+        Notification.objects.filter(pk=notification_id).update(
+            status=Status.FAILED, error="the target was disabled before this was sent"
+        )
+        return FAILED
     now = timezone.now()
     try:
         url = target.url if target is not None else f"mailto:{notification.recipient}"
@@ -298,9 +303,13 @@ def send_held_summaries(now: Any = None) -> int:
             if target.enabled:
                 _send_after_commit([summary.pk])
         count += 1
-    lost = Notification.objects.filter(
-        status=Status.PENDING, attempts=0, created__lt=now - timedelta(minutes=15), target__enabled=True
-    ).values_list("pk", flat=True)
+    lost = (
+        Notification.objects.filter(
+            status=Status.PENDING, attempts=0, created__lt=now - timedelta(minutes=15)
+        )
+        .exclude(target__enabled=False)
+        .values_list("pk", flat=True)
+    )
     _send_after_commit(list(lost[:500]))
     return count
 

@@ -356,7 +356,12 @@ def notification_delete(request: HttpRequest, pk: int) -> HttpResponse:
     return render(
         request,
         "jobs/confirm_delete.html",
-        {"object": target, "what": "notification target", "note": "", "nav": "notifications"},
+        {
+            "object": target,
+            "what": "notification target",
+            "note": "It gets no more messages; its message history goes with it.",
+            "nav": "notifications",
+        },
     )
 
 

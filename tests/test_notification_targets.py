@@ -137,3 +137,32 @@ def test_the_page_form_keeps_the_stored_url_when_the_shown_one_is_left(client, d
     assert "Apprise does not know the scheme nope://" in refused.content.decode()
     target.refresh_from_db()
     assert target.url == SLACK
+
+
+@pytest.mark.parametrize(
+    "value", ["ftp://panel.example", "panel.example", "https://", "https://a b", "https://x/?q=1"]
+)
+def test_a_base_url_that_is_not_an_http_address_stops_the_program(monkeypatch, value) -> None:
+    from django.core.exceptions import ImproperlyConfigured
+
+    from backupsite.env import env_url
+
+    monkeypatch.setenv("BACKUPSITE_URL", value)
+    with pytest.raises(ImproperlyConfigured, match="BACKUPSITE_URL"):
+        env_url("BACKUPSITE_URL", "http://127.0.0.1:8000")
+
+
+def test_base_url_and_summary_time_parse(monkeypatch) -> None:
+    from django.core.exceptions import ImproperlyConfigured
+
+    from backupsite.env import env_time, env_url
+
+    monkeypatch.setenv("BACKUPSITE_URL", "https://panel.example/backups/")
+    assert env_url("BACKUPSITE_URL", "http://127.0.0.1:8000") == "https://panel.example/backups"
+    monkeypatch.delenv("BACKUPSITE_URL")
+    assert env_url("BACKUPSITE_URL", "http://127.0.0.1:8000") == "http://127.0.0.1:8000"
+    monkeypatch.setenv("BACKUPSITE_DAILY_SUMMARY_AT", "06:30")
+    assert env_time("BACKUPSITE_DAILY_SUMMARY_AT", (7, 0)) == (6, 30)
+    monkeypatch.setenv("BACKUPSITE_DAILY_SUMMARY_AT", "25:00")
+    with pytest.raises(ImproperlyConfigured, match="BACKUPSITE_DAILY_SUMMARY_AT"):
+        env_time("BACKUPSITE_DAILY_SUMMARY_AT", (7, 0))

@@ -301,3 +301,34 @@ def test_a_failing_finished_hook_never_changes_the_items_outcome(
     assert item.status == QueueItem.Status.FAILED
     assert "could not connect to" in item.error
     assert CONNECT_HINT in item.error
+
+
+@pytest.mark.peer
+@pytest.mark.slow
+def test_a_real_worker_runs_the_failing_backup_and_sends_its_mail(
+    smtp_server, webhook, dead_destination, home_account, worker, monkeypatch
+) -> None:
+    """
+    GIVEN a real Celery worker whose mail settings point at the SMTP server
+    WHEN "Run now" queues a backup that fails (the FTP server refuses connections)
+    THEN the worker runs it, and the notification it queues on commit reaches both targets
+    """
+    from jobs import backup
+
+    monkeypatch.setenv("EMAIL_HOST", smtp_server.host)
+    monkeypatch.setenv("EMAIL_PORT", str(smtp_server.port))
+    monkeypatch.setenv("BACKUPSITE_URL", "https://panel.example/")
+    add_target("ops@example.com", ["backup_failed"])
+    add_target(webhook.url, ["backup_failed"])
+    worker(concurrency=1)
+
+    item = backup.queue_run(make_job(dead_destination, home_account))
+
+    mails = smtp_server.wait_for(1, timeout=90)
+    calls = webhook.wait_for(1, timeout=30)
+    item.refresh_from_db()
+    assert item.status == QueueItem.Status.FAILED
+    assert len(mails) == 1
+    assert len(calls) == 1
+    assert home_account.username in mails[0].get_content()
+    assert f"https://panel.example/queue/{item.pk}/" in calls[0]["message"]
