@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 
 Event = NotificationEvent
 GROUP_WINDOW = timedelta(hours=1)
+HISTORY_KEPT = timedelta(days=30)
 MAX_ATTEMPTS = 6
 # Each of these is news on its own (a person asked for the restore; the summary is the digest).
 _NEVER_GROUPED = {Event.RESTORE_COMPLETED, Event.DAILY_SUMMARY}
@@ -264,7 +265,8 @@ def save_target(target: NotificationTarget, parsed: senders.ParsedTarget | None)
 
 def send_held_summaries(now: Any = None) -> int:
     """For each target, event and subject with held messages whose hour is over, send one
-    summary of them; also send again pending messages the broker lost. Returns summaries sent."""
+    summary of them; send again pending messages the broker lost; forget messages older than
+    HISTORY_KEPT. Returns how many summaries were made."""
     now = now or timezone.now()
     groups = (
         Notification.objects.filter(status=Status.HELD)
@@ -311,6 +313,8 @@ def send_held_summaries(now: Any = None) -> int:
         .values_list("pk", flat=True)
     )
     _send_after_commit(list(lost[:500]))
+    # The history is for looking back a few weeks, not an archive.
+    Notification.objects.filter(created__lt=now - HISTORY_KEPT).exclude(status=Status.HELD).delete()
     return count
 
 

@@ -124,8 +124,8 @@ def eager_tasks(settings) -> Iterator[None]:
         celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates = previous
         # Sending eagerly still builds the producer pool, bound to the broker of that moment:
         # drop it so that a later test's broker fixture takes effect.
-        celery_app.amqp._producer_pool = None
-        celery_app._pool = None
+        celery_app.amqp._producer_pool = None  # type: ignore[attr-defined]
+        celery_app._pool = None  # type: ignore[attr-defined]
 
 
 def _wait(get: Callable[[], list[Any]], count: int, timeout: float) -> list[Any]:

@@ -332,3 +332,27 @@ def test_a_real_worker_runs_the_failing_backup_and_sends_its_mail(
     assert len(calls) == 1
     assert home_account.username in mails[0].get_content()
     assert f"https://panel.example/queue/{item.pk}/" in calls[0]["message"]
+
+
+def test_the_message_history_is_kept_thirty_days(eager_tasks) -> None:
+    target = add_target("ops@example.com", [])
+    now = timezone.now()
+    old = Notification.objects.create(
+        target=target,
+        event="backup_failed",
+        subject="s",
+        body="b",
+        status="sent",
+        created=now - timedelta(days=31),
+    )
+    recent = Notification.objects.create(
+        target=target,
+        event="backup_failed",
+        subject="s",
+        body="b",
+        status="sent",
+        created=now - timedelta(days=29),
+    )
+    notifications.send_held_summaries(now=now)
+    assert list(Notification.objects.values_list("pk", flat=True)) == [recent.pk]
+    assert not Notification.objects.filter(pk=old.pk).exists()
