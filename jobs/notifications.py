@@ -413,9 +413,11 @@ def item_finished(item: QueueItem, exc: BaseException | None) -> None:
         )
     elif item.kind == Kind.RESTORE and item.status == S.COMPLETED:
         account = item.account.username if item.account_id and item.account else ""
-        title = f"Restore completed: {item.title or what}"
-        notify(Event.RESTORE_COMPLETED, title=title, account=account, item=item)
-        _tell_client(item, title, account)
+        title = f"{item.title or 'Restore'} completed"
+        folder = (item.result or {}).get("folder")
+        details = [f"Restored into: {folder}"] if isinstance(folder, str) and folder else []
+        notify(Event.RESTORE_COMPLETED, title=title, account=account, details=details, item=item)
+        _tell_client(item, title, account, details)
     elif item.kind == Kind.REINDEX and item.status == S.FAILED:
         notify(Event.REINDEX_FAILED, title=f"Reindex failed: {what}", **_error_of(item, exc), item=item)
     if item.destination_id and item.status in (S.FAILED, S.PARTIAL):
@@ -478,14 +480,14 @@ def _failure_fields(
     }
 
 
-def _tell_client(item: QueueItem, title: str, account: str) -> None:
+def _tell_client(item: QueueItem, title: str, account: str, details: list[str]) -> None:
     """A client with an email address hears about their own restores, and nothing else."""
     user = item.requested_by
     if user is None or user.is_staff or not user.email or item.account is None:
         return
     if item.account.owner_id != user.pk:
         return
-    subject, body = _compose(title, account=account, item=item)
+    subject, body = _compose(title, account=account, details=details, item=item)
     notification = Notification.objects.create(
         recipient=user.email,
         event=Event.RESTORE_COMPLETED,

@@ -303,10 +303,13 @@ def password_change(request: HttpRequest) -> HttpResponse:
 
 @staff_required
 def notification_list(request: HttpRequest) -> HttpResponse:
-    from .models import NotificationTarget
+    from .models import Notification, NotificationTarget
 
     targets = NotificationTarget.objects.all()
-    return render(request, "jobs/notifications.html", {"targets": targets, "nav": "notifications"})
+    recent = Notification.objects.select_related("target", "queue_item")[:25]
+    return render(
+        request, "jobs/notifications.html", {"targets": targets, "recent": recent, "nav": "notifications"}
+    )
 
 
 @staff_required

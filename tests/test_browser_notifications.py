@@ -28,7 +28,7 @@ def test_a_target_created_on_the_page_gets_the_test_message(
     page.check("input[name=events][value=destination_unreachable]")
     page.click("main button[type=submit]")
 
-    row = page.locator("tr", has_text="on-call")
+    row = page.locator('[data-target="on-call"]')
     assert "oncall@example.com" in row.inner_text()
     assert "backup_failed, destination_unreachable" in row.inner_text()
     row.locator("text=Send test").click()
@@ -41,4 +41,5 @@ def test_a_target_created_on_the_page_gets_the_test_message(
     assert "on-call" in mails[0]["Subject"]
     target = NotificationTarget.objects.get(name="on-call")
     assert target.last_sent is not None
-    assert "sent" in page.locator("tr", has_text="on-call").inner_text()
+    assert "sent" in page.locator('[data-target="on-call"]').inner_text()
+    assert "Test message for on-call" in page.inner_text("main")  # the recent messages

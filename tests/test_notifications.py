@@ -207,6 +207,7 @@ def test_a_client_gets_mail_only_for_their_own_restores(
     assert [m["To"] for m in mails] == ["alice@example.com"]
     assert smtp_server.envelopes[0][1] == ["alice@example.com"]
     assert restore_account.username in mails[0].get_content()
+    assert f"Restored into: {mine.result['folder']}" in mails[0].get_content()
     assert f"https://panel.example/queue/{mine.pk}/" in mails[0].get_content()
 
 
