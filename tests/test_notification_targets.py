@@ -166,3 +166,26 @@ def test_base_url_and_summary_time_parse(monkeypatch) -> None:
     monkeypatch.setenv("BACKUPSITE_DAILY_SUMMARY_AT", "25:00")
     with pytest.raises(ImproperlyConfigured, match="BACKUPSITE_DAILY_SUMMARY_AT"):
         env_time("BACKUPSITE_DAILY_SUMMARY_AT", (7, 0))
+
+
+def test_the_test_action_answers_whether_the_message_got_through(admin_api, smtp_server, webhook) -> None:
+    """
+    GIVEN an email target, a webhook target and a webhook target nothing listens on
+    WHEN an admin asks each for a test message through the API
+    THEN the first two arrive and answer ok; the dead one answers why, without its token
+    """
+    from tests.fixtures_notify import free_port
+
+    mail = admin_api.post(URL, {"name": "mail", "url": "ops@example.com"}, format="json").json()
+    hook = admin_api.post(URL, {"name": "hook", "url": webhook.url}, format="json").json()
+    dead_url = f"json://127.0.0.1:{free_port()}/x?+Authorization=Bearer-abcdef987654"
+    dead = admin_api.post(URL, {"name": "dead", "url": dead_url}, format="json").json()
+
+    assert admin_api.post(f"{URL}{mail['id']}/test/").json() == {"ok": True, "detail": "sent"}
+    assert admin_api.post(f"{URL}{hook['id']}/test/").json() == {"ok": True, "detail": "sent"}
+    answer = admin_api.post(f"{URL}{dead['id']}/test/").json()
+    assert answer["ok"] is False
+    assert answer["detail"]
+    assert "abcdef987654" not in answer["detail"]
+    assert [m["To"] for m in smtp_server.wait_for(1)] == ["ops@example.com"]
+    assert "Test message for hook" in webhook.wait_for(1)[0]["title"]

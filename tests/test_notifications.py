@@ -357,3 +357,26 @@ def test_the_message_history_is_kept_thirty_days(eager_tasks) -> None:
     notifications.send_held_summaries(now=now)
     assert list(Notification.objects.values_list("pk", flat=True)) == [recent.pk]
     assert not Notification.objects.filter(pk=old.pk).exists()
+
+
+def test_a_backup_whose_worker_died_is_reported_failed(
+    smtp_server, eager_tasks, dead_destination, home_account
+) -> None:
+    """
+    GIVEN a running backup whose worker stopped beating two minutes ago
+    WHEN the reaper marks it failed
+    THEN the backup_failed target hears about it, with the reaper's explanation and the link
+    """
+    from jobs import queue
+
+    add_target("ops@example.com", ["backup_failed"])
+    job = make_job(dead_destination, home_account)
+    stale = timezone.now() - timedelta(minutes=2)
+    item = QueueItem.objects.create(
+        kind="backup", status="running", job=job, destination=dead_destination, started=stale, heartbeat=stale
+    )
+    assert queue.reap_stale() == 1
+    mails = smtp_server.wait_for(1)
+    assert len(mails) == 1
+    assert "stopped responding" in mails[0].get_content()
+    assert f"https://panel.example/queue/{item.pk}/" in mails[0].get_content()
