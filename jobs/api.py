@@ -497,7 +497,7 @@ class NotificationTestSerializer(serializers.Serializer):
     detail = serializers.CharField()
 
 
-class NotificationTargetViewSet(viewsets.ModelViewSet):
+class NotificationTargetViewSet(StrictBodyMixin, viewsets.ModelViewSet):
     """Where notifications go (admins only)."""
 
     queryset = NotificationTarget.objects.all()

@@ -15,7 +15,7 @@ from backupsite.api_urls import router
 from destinations import listing
 from destinations.models import Destination, Engine, Snapshot
 from jobs import queue
-from jobs.models import Account, BackupJob, QueueItem
+from jobs.models import Account, BackupJob, NotificationTarget, QueueItem
 
 pytestmark = pytest.mark.django_db
 
@@ -43,7 +43,7 @@ ROUTES = _routes()
 
 def test_the_walk_covers_every_family_and_the_restore_routes() -> None:
     families = {basename for basename, _regex, _method in ROUTES}
-    assert families == {"destination", "account", "job", "queue", "snapshot", "client"}
+    assert families == {"destination", "account", "job", "queue", "snapshot", "client", "notification-target"}
     regexes = " ".join(regex for _b, regex, _m in ROUTES)
     for action in ("restore", "download", "validate", "reindex", "run", "abort", "lock", "unlock"):
         assert f"/{action}/" in regexes
@@ -74,6 +74,9 @@ def world(tmp_path: Any) -> dict[str, Any]:
         listing_root=root,
     )
     item = queue.enqueue(QueueItem.Kind.BACKUP, dispatch=False, title="a run", job=job)
+    target = NotificationTarget(name="strict-target", events=["backup_failed"])
+    target.set_url("ops@example.com", "ops@example.com")
+    target.save()
     return {
         "destination": destination.pk,
         "account": account.pk,
@@ -81,6 +84,7 @@ def world(tmp_path: Any) -> dict[str, Any]:
         "queue": item.pk,
         "snapshot": snapshot.pk,
         "client": client_user.pk,
+        "notification-target": target.pk,
     }
 
 
@@ -93,6 +97,7 @@ def _state() -> dict[str, Any]:
         "jobs": list(BackupJob.objects.values_list("pk", "name", "enabled")),
         "snapshots": list(Snapshot.objects.values_list("pk", "locked")),
         "users": list(get_user_model().objects.values_list("pk", "username", "password")),
+        "targets": list(NotificationTarget.objects.values_list("pk", "name", "enabled", "last_sent")),
     }
 
 
