@@ -11,6 +11,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django_otp import login as otp_login
 
+from jobs import views as jobs_views
+
 from . import throttle, twofactor
 from .forms import CodeForm, PreferencesForm, TurnOffForm
 from .models import Preferences
@@ -18,9 +20,9 @@ from .models import Preferences
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    """Admins start at their destinations; clients at their own accounts."""
+    """Admins start at the dashboard; clients at their own accounts."""
     if request.user.is_staff:
-        return redirect("destinations:list")
+        return jobs_views.dashboard_page(request)
     return redirect("jobs:my-accounts")
 
 

@@ -14,7 +14,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Count, Max
+from django.db.models import Count, Max, OuterRef, Subquery
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -44,7 +44,14 @@ PART_LABELS = {
 
 @login_required
 def my_accounts(request: HttpRequest) -> HttpResponse:
-    accounts = access.visible_accounts(request.user).order_by("username")
+    """A client's home page: their accounts, each with its newest restorable backup linked."""
+    restorable = access.visible_snapshots(request.user).filter(
+        state=Snapshot.State.COMPLETE, flags=[], destination__disabled=False
+    )
+    newest = restorable.filter(account=OuterRef("pk")).order_by("-created", "-pk").values("pk")[:1]
+    accounts = list(
+        access.visible_accounts(request.user).annotate(newest_id=Subquery(newest)).order_by("username")
+    )
     totals = {
         row["account"]: row
         for row in access.visible_snapshots(request.user)
@@ -52,8 +59,12 @@ def my_accounts(request: HttpRequest) -> HttpResponse:
         .annotate(count=Count("pk"), latest=Max("created"))
         .order_by()
     }
+    backups = restorable.in_bulk([account.newest_id for account in accounts if account.newest_id])
     none = {"count": 0, "latest": None}
-    rows = [{**totals.get(account.pk, none), "account": account} for account in accounts]
+    rows = [
+        {**totals.get(account.pk, none), "account": account, "newest": backups.get(account.newest_id)}
+        for account in accounts
+    ]
     return render(request, "browse/accounts.html", {"rows": rows, "nav": "mine"})
 
 

@@ -28,6 +28,7 @@ urlpatterns = [
     path("jobs/<int:pk>/", views.job_edit, name="job-edit"),
     path("jobs/<int:pk>/delete/", views.job_delete, name="job-delete"),
     path("jobs/<int:pk>/run/", views.job_run, name="job-run"),
+    path("dashboard/runs/", views.dashboard_runs, name="dashboard-runs"),
     path("queue/", views.queue_list, name="queue"),
     path("queue/rows/", views.queue_rows, name="queue-rows"),
     path("queue/<int:pk>/", views.queue_detail, name="queue-detail"),

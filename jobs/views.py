@@ -12,7 +12,7 @@ from backupsite import access
 from backupsite.access import is_htmx, staff_required
 from destinations.models import Destination
 
-from . import backup, queue, snapshots
+from . import backup, dashboard, queue, snapshots
 from .forms import AccountForm, BackupJobForm
 from .models import Account, BackupJob, QueueItem
 
@@ -87,6 +87,19 @@ def job_list(request: HttpRequest) -> HttpResponse:
     runs = QueueItem.objects.in_bulk([job.last_run_id for job in jobs if job.last_run_id])
     rows = [{"job": job, "last_run": runs.get(job.last_run_id)} for job in jobs]
     return render(request, "jobs/jobs.html", {"rows": rows, "nav": "jobs"})
+
+
+@staff_required
+def dashboard_page(request: HttpRequest) -> HttpResponse:
+    """The admin's home page: accounts at risk, failures, runs, stored bytes, unreachable
+    destinations (jobs.dashboard builds it in a fixed number of queries)."""
+    return render(request, "jobs/dashboard.html", {"board": dashboard.build(), "nav": "home"})
+
+
+@staff_required
+def dashboard_runs(request: HttpRequest) -> HttpResponse:
+    """The runs in progress, polled by the dashboard so their progress moves."""
+    return render(request, "jobs/_dashboard_runs.html", {"in_progress": dashboard.in_progress()})
 
 
 @staff_required
