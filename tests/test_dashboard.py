@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
@@ -393,3 +393,25 @@ def test_an_admin_lands_on_the_dashboard_and_anonymous_visitors_on_the_login(cli
     body = _page(client, admin)
     assert '<h1 class="h3 mb-3">Dashboard</h1>' in body
     assert "<script>" not in body  # the CSP forbids inline scripts
+
+
+# --- what a schedule allows ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("expression", "interval"),
+    [
+        ("0 2 * * *", timedelta(days=1)),
+        ("*/15 * * * *", timedelta(minutes=15)),
+        ("0 2,14 * * *", timedelta(hours=12)),
+        ("0 3 * * 0", timedelta(days=7)),
+        # Weekdays only: the weekend's gap counts, whatever day it is now.
+        ("0 2 * * 1-5", timedelta(days=3)),
+    ],
+)
+def test_a_schedules_interval_is_its_longest_gap_between_consecutive_runs(expression, interval, settings):
+    settings.TIME_ZONE = "UTC"
+    for day in range(7):  # 2026-07-06 is a Monday
+        now = datetime(2026, 7, 6 + day, 12, 0, tzinfo=UTC)
+        assert dashboard.schedule_interval(expression, now) == interval, (expression, now)
+    assert dashboard.allowance(interval) == interval * 2 + timedelta(hours=1)
