@@ -111,6 +111,12 @@ def _failed_accounts(run: QueueItem) -> set[str] | None:
     }
 
 
+def covered_accounts(job: BackupJob, accounts: dict[int, Account], listed: list[int]) -> list[Account]:
+    """The accounts a run of `job` backs up, from rows already loaded (no query per job): the
+    accounts it lists. The one place that says which accounts a job covers on this page."""
+    return [accounts[pk] for pk in listed if pk in accounts]
+
+
 def is_connection_error(error: str) -> bool:
     return any(phrase.lower() in error.lower() for phrase in CONNECTION_ERRORS)
 
@@ -165,8 +171,8 @@ def build(now: datetime | None = None) -> Dashboard:
         allowed = allowance(interval)
         run = runs.get(job.last_run_id) if job.last_run_id else None
         failed = _failed_accounts(run) if run is not None else set()
-        for account_id in members.get(job.pk, []):
-            account = by_pk[account_id]
+        for account in covered_accounts(job, by_pk, members.get(job.pk, [])):
+            account_id = account.pk
             scheduled.add(account_id)
             good = newest.get((account_id, job.uuid))
             # Without a good backup, the clock runs from when the account joined (or the job
