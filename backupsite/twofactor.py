@@ -77,6 +77,9 @@ def turn_off(user: Any) -> None:
 
 
 def start_pending(request: HttpRequest, user: Any, redirect_to: str) -> None:
+    # A new session key: the password was passed in this session, and a key planted by
+    # someone else (session fixation) must not let them skip it and try codes themselves.
+    request.session.cycle_key()
     request.session[PENDING_SESSION_KEY] = {
         "user": user.pk,
         "backend": user.backend,

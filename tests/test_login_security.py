@@ -223,6 +223,25 @@ def test_with_two_factor_on_the_login_asks_for_the_code_after_the_password(clien
     assert client.get("/admin/").status_code == 200
 
 
+def test_the_password_step_gives_a_new_session_key_so_a_planted_one_cannot_try_codes(client, users):
+    """GIVEN a session key someone else knows (a client's own session, planted in the admin's
+    browser) WHEN the admin passes the password step THEN the session gets a new key, and the
+    old one is not at the code step: the password cannot be skipped."""
+    from django.test import Client
+
+    device = turn_on(client, users["root"])
+    client.force_login(users["alice"])
+    planted = client.cookies["sessionid"].value
+    log_in(client, "root", "root-pw-1234")
+    assert client.cookies["sessionid"].value != planted
+    attacker = Client()
+    attacker.cookies["sessionid"] = planted
+    answer = attacker.post(reverse("login-code"), {"code": code_for(device, 1)}, REMOTE_ADDR="10.0.0.2")
+    assert answer.status_code == 302
+    assert answer["Location"] == reverse("login")
+    assert attacker.session.get("_auth_user_id") is None
+
+
 def test_a_wrong_code_refuses_and_counts_toward_the_lockout(client, users):
     device = turn_on(client, users["root"])
     log_in(client, "root", "root-pw-1234")
