@@ -880,6 +880,18 @@ def restore_target(item: QueueItem, snapshot: Snapshot) -> Account:
         raise RestoreRefused("The account of this backup is not known on this server.")
     if item.account_id != account.pk:
         raise RestoreRefused("The queue item names another account than the backup's; refused.")
+    # Queued by a client, run later: by then the account may belong to another client (or the
+    # client may be switched off), and a request of theirs must not write into it any more.
+    requester = item.requested_by
+    if (
+        requester is not None
+        and not requester.is_staff
+        and (not requester.is_active or account.owner_id != requester.pk)
+    ):
+        raise RestoreRefused(
+            f"Account {account.username} no longer belongs to {requester.get_username()}, who "
+            "asked for this; refused."
+        )
     if snapshot.account_name != account.username:
         raise RestoreRefused(
             f"The backup belongs to {snapshot.account_name}, not {account.username}; refused."

@@ -137,6 +137,38 @@ def test_a_prepared_download_is_refused_once_the_account_moved_to_another_client
     assert downloads.download_file(item) is not None  # the file is still there, for the admin's cleanup
 
 
+@pytest.mark.parametrize("action", ["restore", "download"])
+@pytest.mark.parametrize("change", ["moved", "switched_off"])
+def test_work_a_client_queued_is_refused_when_it_runs_after_the_account_moved(
+    world: dict[str, Any], action: str, change: str
+) -> None:
+    """
+    GIVEN client "other" queued a restore (over the live files) or a download of alice_x
+    WHEN, before a worker takes it, the admin moves alice_x to client alice (or switches
+         "other" off)
+    THEN the worker refuses it before it touches anything: their request never writes into
+         an account that is not theirs any more, nor prepares its files
+    """
+    from tests.fixtures_restore import run_item
+
+    other, alice = world["client_other"], world["client_alice"]
+    api = APIClient()
+    api.force_authenticate(other)
+    body: dict[str, Any] = {"whole_account": True}
+    if action == "restore":
+        body.update({"target": "overwrite", "confirm_overwrite": True})
+    answer = api.post(f"/api/v1/snapshots/{world['alice_x_snapshot'].pk}/{action}/", body, format="json")
+    assert answer.status_code == 202, answer.json()
+    if change == "moved":
+        Account.objects.filter(pk=world["alice_x"].pk).update(owner=alice)
+    else:
+        get_user_model().objects.filter(pk=other.pk).update(is_active=False)
+
+    item = run_item(QueueItem.objects.get(pk=answer.json()["id"]))
+    assert item.status == QueueItem.Status.FAILED
+    assert "Account alice_x no longer belongs to client-other, who asked for this; refused." in item.error
+
+
 # --- the per-client queue limit -----------------------------------------------------------------
 
 

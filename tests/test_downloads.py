@@ -74,6 +74,8 @@ def test_whole_native_backup_downloads_as_a_tar_gz_of_the_home_and_its_databases
     from django.contrib.auth import get_user_model
 
     owner = get_user_model().objects.create_user("client", password="x")
+    restore_account.owner = owner  # a client downloads only an account of theirs
+    restore_account.save(update_fields=["owner"])
     database = f"{restore_account.username}_wp"
     restore_mysql.query(f"CREATE DATABASE `{database}`")
     restore_mysql.query("CREATE TABLE t (id INT PRIMARY KEY, v TEXT)", database=database)
