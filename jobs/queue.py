@@ -298,7 +298,7 @@ def run_item(item_id: int, kind: str, body: Callable[[QueueItem, Reporter], dict
     failure: BaseException | None = None
     try:
         # Leases say which work holds them; a long wait for one shows in the item's log.
-        with holding_for(lease_holder(item), on_wait=reporter.log):
+        with holding_for(lease_holder(item), on_wait=wait_notice(item, reporter)):
             result = body(item, reporter) or {}
         status = Status.PARTIAL if result.pop("status", None) == "partial" else Status.COMPLETED
         error = result.pop("error", "") if status == Status.PARTIAL else ""
@@ -314,6 +314,18 @@ def run_item(item_id: int, kind: str, body: Callable[[QueueItem, Reporter], dict
         reporter.close()
         finish(item, status, error=error, result=result)
     _tell_finished(item, failure)
+
+
+CLIENT_WAIT_NOTICE = "Waiting for a connection: other work is using all connections to the backup server."
+
+
+def wait_notice(item: QueueItem, reporter: Reporter) -> Callable[[str], None]:
+    """Where a long wait for a connection is told: the item's log. A client reads only that
+    it waits: the holders are other work, often other clients' ("Restore #7 (restore bob ...)")."""
+    requester = item.requested_by
+    if requester is not None and not requester.is_staff:
+        return lambda _notice: reporter.log(CLIENT_WAIT_NOTICE)
+    return reporter.log
 
 
 def lease_holder(item: QueueItem) -> str:

@@ -151,3 +151,51 @@ def test_work_queued_behind_a_backup_logs_which_work_holds_the_connection(
         f"Waiting for a connection: All 1 connections to this destination are in use by: "
         f"Backup #{backup_item.pk} (nightly)."
     )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_clients_work_waiting_for_a_connection_is_not_told_whose_work_holds_it(
+    destination: Destination, django_user_model: Any, tmp_path: Any
+) -> None:
+    """
+    GIVEN client alice's restore waiting behind another client's restore of account alice_x
+    WHEN her worker logs the wait
+    THEN her log says it waits, without the other work's name (nor its account's)
+    """
+    alice = django_user_model.objects.create_user("capclient-alice", password="x-Alice-pw-1")
+    other = django_user_model.objects.create_user("capclient-other", password="x-Other-pw-1")
+    theirs = Account.objects.create(username="capalice_x", home=str(tmp_path), owner=other)
+    mine = Account.objects.create(username="capalice", home=str(tmp_path), owner=alice)
+    their_item = queue.enqueue(
+        QueueItem.Kind.RESTORE,
+        dispatch=False,
+        title="restore capalice_x from 2025-07-04 00:00",
+        account=theirs,
+        destination=destination,
+        requested_by=other,
+    )
+    my_item = queue.enqueue(
+        QueueItem.Kind.RESTORE,
+        dispatch=False,
+        title="restore capalice from 2025-07-04 00:00",
+        account=mine,
+        destination=destination,
+        requested_by=alice,
+    )
+    with holding_for(queue.lease_holder(their_item)):
+        their_session = open_session(destination)
+    with their_session, their_session.connection() as their_conn:
+        threading.Timer(3.0, their_conn.close).start()
+
+        def body(item: QueueItem, reporter: queue.Reporter) -> dict[str, Any]:
+            with open_session(destination) as session, session.connection() as conn:
+                conn.listdir("")
+            return {}
+
+        queue.run_item(my_item.pk, QueueItem.Kind.RESTORE, body)
+    my_item.refresh_from_db()
+    assert my_item.status == QueueItem.Status.COMPLETED, my_item.error
+    waits = [line for line in my_item.log if "Waiting for a connection" in line]
+    assert len(waits) == 1
+    assert not [line for line in my_item.log if "capalice_x" in line or f"#{their_item.pk}" in line]
+    assert waits[0].endswith(queue.CLIENT_WAIT_NOTICE)
