@@ -14,6 +14,8 @@ urlpatterns = [
     path("account/two-factor/", views.two_factor, name="two-factor"),
     # The admin logs in through the panel's login: one form, throttled, with the code step.
     path("admin/login/", RedirectView.as_view(pattern_name="login", query_string=True)),
+    # Its password change checks the old password without the throttling: the panel's does.
+    path("admin/password_change/", RedirectView.as_view(pattern_name="jobs:password")),
     path("preferences/", views.preferences, name="preferences"),
     path("admin/", admin.site.urls),
     path("destinations/", include("destinations.urls")),

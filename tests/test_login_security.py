@@ -125,6 +125,20 @@ def test_wrong_old_passwords_on_the_password_page_count_toward_the_lockout(clien
     assert users["alice"].check_password("alice-pw-1234")
 
 
+def test_the_admin_sites_password_change_is_the_throttled_panel_page(client, users):
+    """GIVEN an admin session left open WHEN someone guesses the old password on /admin/'s own
+    password change THEN it is the panel's page (counted, locked): the admin site's form,
+    which checks the old password unthrottled, is not served."""
+    client.force_login(users["root"])
+    assert client.get("/admin/password_change/")["Location"] == reverse("jobs:password")
+    change = {"new_password1": "a-new-pw-5678!", "new_password2": "a-new-pw-5678!"}
+    for _ in range(10):
+        client.post("/admin/password_change/", {"old_password": "wrong", **change}, REMOTE_ADDR="10.0.0.8")
+    client.post("/admin/password_change/", {"old_password": "root-pw-1234", **change}, REMOTE_ADDR="10.0.0.8")
+    users["root"].refresh_from_db()
+    assert users["root"].check_password("root-pw-1234")
+
+
 def test_an_admin_unlocks_a_username_with_the_command(client, users):
     fail(client, "alice", 10, "10.0.0.3")
     call_command("axes_reset_username", "alice")
