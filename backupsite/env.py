@@ -88,9 +88,9 @@ def env_email(name: str, default: str) -> str:
     value = raw.strip()
     _, address = parseaddr(value)
     try:
+        if "\n" in value or "\r" in value:  # it becomes a mail header
+            raise ValidationError("more than one line")
         validate_email(address)
     except ValidationError:
         raise ImproperlyConfigured(f"{name} must be an email address, not {raw!r}") from None
-    if "\n" in value or "\r" in value:
-        raise ImproperlyConfigured(f"{name} must be one line")
     return value

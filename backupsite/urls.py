@@ -4,7 +4,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView
 
-from . import views
+from . import passwords, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -17,6 +17,7 @@ urlpatterns = [
     # Its password change checks the old password without the throttling: the panel's does.
     path("admin/password_change/", RedirectView.as_view(pattern_name="jobs:password")),
     path("preferences/", views.preferences, name="preferences"),
+    path("", include(passwords.urlpatterns)),
     path("admin/", admin.site.urls),
     path("destinations/", include("destinations.urls")),
     path("", include("jobs.urls")),

@@ -143,7 +143,7 @@ class BackupJobForm(ModelLimitsMixin, forms.ModelForm):
             ),
             Fieldset(
                 "What",
-                Div("include_home", "include_databases", "compression", css_class="d-flex gap-4"),
+                Div("include_home", "include_databases", "compression", css_class="d-flex flex-wrap gap-4"),
                 "excludes",
                 "junk_preset",
             ),
@@ -225,13 +225,22 @@ class BackupJobForm(ModelLimitsMixin, forms.ModelForm):
 
 
 class ClientForm(ModelLimitsMixin, forms.ModelForm):
-    """An admin creates or edits a client: login, email, password, and the accounts it owns."""
+    """An admin creates or edits a client: login, email, password or invitation, and accounts.
+
+    A new client either gets a password from the admin or (the default) an invitation: a mail
+    with a link to choose their own. The view sends it after saving; this form only checks
+    that it can be sent (an email address)."""
 
     password = forms.CharField(
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
         required=False,
         strip=False,
-        help_text="Required for a new client; leave blank to keep the current one.",
+        help_text="Leave blank to keep the current one, or (new client) to let them choose it from the invitation.",
+    )
+    invite = forms.BooleanField(
+        required=False,
+        initial=True,
+        label="Email an invitation: a link to choose their password",
     )
     accounts = forms.ModelMultipleChoiceField(
         queryset=Account.objects.order_by("username"),
@@ -243,13 +252,18 @@ class ClientForm(ModelLimitsMixin, forms.ModelForm):
 
     class Meta:
         model = get_user_model()
-        fields = ["username", "email", "password", "accounts"]
+        fields = ["username", "email", "password", "invite", "accounts"]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # The ModelForm copies the typed password over the stored hash while validating; the
+        # hash comes back in save(), where save_client() sets a new password only when typed.
+        self._stored_hash = self.instance.password
         self.fields["email"].required = False
+        self.fields["email"].help_text = "Where invitations and password links go."
         if self.instance.pk:
             self.initial["accounts"] = list(Account.objects.filter(owner=self.instance))
+            del self.fields["invite"]  # the client's page has its own "Send invitation" button
         self.helper = FormHelper()
         self.helper.form_tag = False
 
@@ -257,16 +271,24 @@ class ClientForm(ModelLimitsMixin, forms.ModelForm):
         from django.contrib.auth.password_validation import validate_password
 
         password: str = self.cleaned_data.get("password") or ""
-        if not password and self.instance.pk is None:
-            raise forms.ValidationError("Choose a password for the new client.")
         if password:
             validate_password(password, self.instance)
         return password
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if self.instance.pk is None:
+            if data.get("invite") and not data.get("email"):
+                self.add_error("email", "An invitation needs the client's email address.")
+            elif not data.get("invite") and not data.get("password") and "password" not in self.errors:
+                self.add_error("password", "Choose a password for the new client, or send an invitation.")
+        return data
 
     def save(self, commit: bool = True) -> Any:
         from .clients import save_client
 
         user = super().save(commit=False)
+        user.password = self._stored_hash
         return save_client(
             user, password=self.cleaned_data["password"], accounts=self.cleaned_data["accounts"]
         )

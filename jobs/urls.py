@@ -16,6 +16,7 @@ urlpatterns = [
     path("clients/new/", views.client_create, name="client-create"),
     path("clients/<int:pk>/", views.client_edit, name="client-edit"),
     path("clients/<int:pk>/delete/", views.client_delete, name="client-delete"),
+    path("clients/<int:pk>/invite/", views.client_invite, name="client-invite"),
     path("password/", views.password_change, name="password"),
     path("notifications/", views.notification_list, name="notifications"),
     path("notifications/new/", views.notification_create, name="notification-create"),

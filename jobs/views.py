@@ -250,6 +250,18 @@ def client_list(request: HttpRequest) -> HttpResponse:
     return render(request, "jobs/clients.html", {"clients": rows, "nav": "clients"})
 
 
+def _invite(request: HttpRequest, client: Any) -> None:
+    """Send `client` an invitation and say on the next page how it went."""
+    from .clients import InvitationError, send_invitation
+
+    try:
+        address = send_invitation(client, base_url=request.build_absolute_uri("/"))
+    except InvitationError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Invitation sent to {address}: the link in it works once.")
+
+
 @staff_required
 def client_create(request: HttpRequest) -> HttpResponse:
     from .forms import ClientForm
@@ -258,8 +270,10 @@ def client_create(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         user = form.save()
         messages.success(request, f"Client {user.username} saved.")
+        if form.cleaned_data.get("invite"):
+            _invite(request, user)
         return redirect("jobs:clients")
-    return render(request, "jobs/form.html", {"form": form, "title": "New client", "nav": "clients"})
+    return render(request, "jobs/client_form.html", {"form": form, "title": "New client", "nav": "clients"})
 
 
 def _client(pk: int) -> Any:
@@ -270,6 +284,7 @@ def _client(pk: int) -> Any:
 
 @staff_required
 def client_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    from .clients import has_password
     from .forms import ClientForm
 
     client = _client(pk)
@@ -279,8 +294,24 @@ def client_edit(request: HttpRequest, pk: int) -> HttpResponse:
         messages.success(request, f"Client {client.username} saved.")
         return redirect("jobs:clients")
     return render(
-        request, "jobs/form.html", {"form": form, "title": f"Client {client.username}", "nav": "clients"}
+        request,
+        "jobs/client_form.html",
+        {
+            "form": form,
+            "title": f"Client {client.username}",
+            "client": client,
+            "has_password": has_password(client),
+            "nav": "clients",
+        },
     )
+
+
+@staff_required
+@require_POST
+def client_invite(request: HttpRequest, pk: int) -> HttpResponse:
+    """Send (or send again) the client a link to choose their password."""
+    _invite(request, _client(pk))
+    return redirect("jobs:clients")
 
 
 @staff_required
