@@ -129,6 +129,7 @@ PAGES_OUTSIDE_APPS = {
     "login",
     "login-code",
     "two-factor",
+    "preferences",
     "password_reset",
     "password_reset_done",
     "password_reset_confirm",
