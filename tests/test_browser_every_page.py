@@ -51,11 +51,16 @@ class PageWatch:
         page.on("console", self._console)
         page.on("pageerror", lambda error: self.problems.append(f"script error: {error}"))
         page.on("response", self._response)
-        page.on("requestfailed", lambda request: self.problems.append(f"failed: {request.url}"))
+        page.on("requestfailed", self._failed)
 
     def _console(self, message) -> None:
         if message.type == "error" and "404 (Not Found)" not in message.text:
             self.problems.append(f"console: {message.text}")
+
+    def _failed(self, request) -> None:
+        # Leaving a page aborts its pending htmx poll: that is the browser, not a missing asset.
+        if "ERR_ABORTED" not in (request.failure or ""):
+            self.problems.append(f"failed: {request.url} ({request.failure})")
 
     def _response(self, response) -> None:
         if response.status >= 400 and response.request.resource_type != "document":
