@@ -25,6 +25,8 @@ NOT_PAGES = {
     "destinations:status",
     "jobs:job-run",
     "jobs:client-invite",
+    "jobs:notification-enable",
+    "jobs:notification-test",
     "jobs:queue-abort",
     "jobs:queue-rows",
     "jobs:snapshot-restore",
@@ -61,6 +63,7 @@ class Showcase:
     job: Any
     item: Any
     download: Any
+    target: Any
 
 
 def showcase() -> Showcase:
@@ -68,7 +71,7 @@ def showcase() -> Showcase:
 
     from destinations import listing
     from destinations.models import Destination, Snapshot
-    from jobs.models import Account, BackupJob, QueueItem
+    from jobs.models import Account, BackupJob, NotificationTarget, QueueItem
 
     users = get_user_model().objects
     admin = users.create_superuser(ADMIN[0], email="admin@example.com", password=ADMIN[1])
@@ -120,7 +123,11 @@ def showcase() -> Showcase:
         progress=100,
         result={"token": "t0k3n", "url": "/downloads/0/t0k3n/"},
     )
-    return Showcase(admin, client, destination, account, snapshot, job, item, download)
+    from jobs.notifications import save_target
+    from jobs.senders import parse_target
+
+    target = save_target(NotificationTarget(name="ops mail"), parse_target("ops@example.com"))
+    return Showcase(admin, client, destination, account, snapshot, job, item, download, target)
 
 
 # Top-level URL names that are pages (the rest are namespaced; the API router's have no namespace).
@@ -165,6 +172,7 @@ def _kwargs(name: str, world: Showcase, *, staff: bool) -> dict[str, Any]:
         "jobs:file-versions": world.account.pk,
         "jobs:client-": world.client.pk,
         "jobs:job-": world.job.pk,
+        "jobs:notification-": world.target.pk,
         "jobs:queue-": world.item.pk if staff else world.download.pk,
         "jobs:snapshot-": world.snapshot.pk,
     }

@@ -29,6 +29,7 @@ def current_sections(html: str) -> list[str]:
         ("/backups/{snapshot}/files/", "Backups"),
         ("/clients/new/", "Clients"),
         ("/queue/{item}/", "Queue"),
+        ("/notifications/", "Notifications"),
     ],
 )
 def test_the_navigation_marks_the_section_an_admin_is_in(client, url, section):
