@@ -4,6 +4,8 @@ from django.http import HttpRequest
 
 # The first path segment of a page and the navigation entry it belongs to.
 _SECTIONS = {
+    "": "dashboard",
+    "dashboard": "dashboard",
     "destinations": "destinations",
     "accounts": "accounts",
     "jobs": "jobs",

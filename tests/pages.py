@@ -29,6 +29,7 @@ NOT_PAGES = {
     "jobs:notification-test",
     "jobs:queue-abort",
     "jobs:queue-rows",
+    "jobs:dashboard-runs",
     "jobs:snapshot-restore",
     "jobs:snapshot-download",
     "jobs:snapshot-lock",

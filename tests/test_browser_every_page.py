@@ -201,8 +201,8 @@ def test_the_panel_is_usable_from_the_keyboard_alone(page, live_server):
     assert page.evaluate("document.activeElement.id") == "id_password"
     page.keyboard.type(ADMIN[1])
     page.keyboard.press("Enter")
-    page.wait_for_url(f"{live_server.url}/destinations/")
-    assert page.locator('nav a[aria-current="page"]').inner_text() == "Destinations"
+    page.wait_for_url(f"{live_server.url}/")
+    assert page.locator('nav a[aria-current="page"]').inner_text() == "Dashboard"
 
     page.keyboard.press("Tab")
     skip = page.locator("a", has_text="Skip to the content")
