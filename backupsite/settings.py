@@ -291,6 +291,14 @@ CLIENT_QUEUE_LIMIT = env_int("BACKUPSITE_CLIENT_QUEUE_LIMIT", 3, minimum=1, maxi
 SITE_URL = env_url("BACKUPSITE_URL", "http://127.0.0.1:8000")
 # When the daily summary goes to the targets that want it (HH:MM, TIME_ZONE).
 DAILY_SUMMARY_AT = env_time("BACKUPSITE_DAILY_SUMMARY_AT", (7, 0))
+# Account discovery: the server the panel runs on, read under this folder (tests point it
+# at a simulated host tree); the lowest uid of an account on a server without cPanel; how
+# many days a removed account's backups stay before they are deleted (0: forever).
+HOST_ROOT = env_str("BACKUPSITE_HOST_ROOT", "/")
+if not HOST_ROOT.startswith("/"):
+    raise ImproperlyConfigured(f"BACKUPSITE_HOST_ROOT must be an absolute path, not {HOST_ROOT!r}")
+DISCOVER_MIN_UID = env_int("BACKUPSITE_DISCOVER_MIN_UID", 1000, minimum=1, maximum=2**31)
+REMOVED_ACCOUNT_RETENTION_DAYS = env_int("BACKUPSITE_REMOVED_ACCOUNT_RETENTION_DAYS", 30, minimum=0)
 # Where workers spool pack files while uploading (at most about two packs at a time).
 TEMP_DIR = DATA_DIR / "tmp"
 
@@ -304,6 +312,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "jobs.tasks.daily_summary",
         "schedule": crontab(minute=DAILY_SUMMARY_AT[1], hour=DAILY_SUMMARY_AT[0]),
     },
+    "expire-removed-accounts": {"task": "jobs.tasks.expire_removed_accounts", "schedule": 86400.0},
 }
 # Seconds after which a connection lease of a worker that died is free again.
 LEASE_TTL = env_int("BACKUPSITE_LEASE_TTL", 60, minimum=5, maximum=3600)

@@ -100,7 +100,7 @@ def _account(username: str | None) -> Account | None:
 
     if not username or not ACCOUNT_RE.match(username) or len(username) > 32:
         return None
-    account, _ = Account.objects.get_or_create(username=username, defaults={"discovered": True})
+    account, _ = Account.objects.get_or_create(username=username, defaults={"source": Account.Source.BACKUPS})
     return account
 
 

@@ -110,6 +110,28 @@ def _requested_path(request: Request) -> str:
         raise ValidationError({key: [f"{message[:1].upper()}{message[1:]}."]}) from None
 
 
+class QueueItemSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = QueueItem
+        fields = [
+            "id",
+            "kind",
+            "status",
+            "progress",
+            "bytes_done",
+            "bytes_total",
+            "files_done",
+            "files_total",
+            "log",
+            "error",
+            "result",
+            "created",
+            "started",
+            "finished",
+        ]
+        read_only_fields = fields
+
+
 class AccountSerializer(ModelCleanSerializer):
     owner = serializers.SlugRelatedField(
         slug_field="username",
@@ -125,10 +147,35 @@ class AccountSerializer(ModelCleanSerializer):
 
     class Meta:
         model = Account
-        fields = ["id", "username", "home", "databases", "owner", "warnings"]
+        fields = [
+            "id",
+            "username",
+            "home",
+            "databases",
+            "owner",
+            "source",
+            "reseller",
+            "domains",
+            "suspended",
+            "plan",
+            "database_users",
+            "removed_at",
+            "admin_fields",
+            "warnings",
+        ]
+        read_only_fields = ["source", "domains", "plan", "database_users", "removed_at", "admin_fields"]
 
     def get_warnings(self, account: Account) -> list[str]:
         return home_warnings(account.home)
+
+    def save(self, **kwargs: Any) -> Account:
+        # What an admin sets through the API wins over later discoveries, as on the pages.
+        account: Account = super().save(**kwargs)
+        before = list(account.admin_fields or [])
+        account.mark_set_by_admin(list(self.validated_data))
+        if account.admin_fields != before:
+            Account.objects.filter(pk=account.pk).update(admin_fields=account.admin_fields)
+        return account
 
 
 class StaffWritePermission(IsStaff):
@@ -146,6 +193,16 @@ class AccountViewSet(StrictBodyMixin, viewsets.ModelViewSet):
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         return access.visible_accounts(self.request.user).select_related("owner")
+
+    @extend_schema(request=None, responses={202: QueueItemSerializer})
+    @action(detail=False, methods=["post"], permission_classes=[IsStaff])
+    def discover(self, request: Request) -> Response:
+        """Find the accounts of this server (cPanel's users, or system users); answers the
+        queue item (the one already pending or running, if any)."""
+        from . import discovery
+
+        item = discovery.queue_discovery(requested_by=request.user)
+        return Response(QueueItemSerializer(item).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
         parameters=[
@@ -184,43 +241,35 @@ class AccountViewSet(StrictBodyMixin, viewsets.ModelViewSet):
 
 class BackupJobSerializer(ModelCleanSerializer):
     destination = serializers.PrimaryKeyRelatedField(queryset=Destination.objects.all())
-    accounts = serializers.PrimaryKeyRelatedField(queryset=Account.objects.all(), many=True)
+    accounts = serializers.PrimaryKeyRelatedField(queryset=Account.objects.all(), many=True, required=False)
 
     class Meta:
         model = BackupJob
         fields = ["id", *BackupJob.SETTINGS]
 
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if self.instance is None and "accounts_mode" not in attrs and "accounts" in attrs:
+            # A new job that lists accounts without a mode backs up those accounts, not all.
+            attrs["accounts_mode"] = BackupJob.AccountsMode.SELECTED
+        attrs = super().validate(attrs)
+        mode = attrs.get("accounts_mode", getattr(self.instance, "accounts_mode", BackupJob.AccountsMode.ALL))
+        if "accounts" in attrs:
+            chosen = attrs["accounts"]
+        elif self.instance is not None:
+            chosen = list(self.instance.accounts.all())
+        else:
+            chosen = []
+        if mode == BackupJob.AccountsMode.SELECTED and not chosen:
+            raise serializers.ValidationError({"accounts": ["Choose at least one account."]})
+        return attrs
+
     def validate_accounts(self, value: list[Account]) -> list[Account]:
-        if not value:
-            raise serializers.ValidationError("Choose at least one account.")
         homeless = [a.username for a in value if not a.home]
         if homeless:
             raise serializers.ValidationError(
                 f"These accounts have no home folder on this server: {', '.join(homeless)}."
             )
         return value
-
-
-class QueueItemSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = QueueItem
-        fields = [
-            "id",
-            "kind",
-            "status",
-            "progress",
-            "bytes_done",
-            "bytes_total",
-            "files_done",
-            "files_total",
-            "log",
-            "error",
-            "result",
-            "created",
-            "started",
-            "finished",
-        ]
-        read_only_fields = fields
 
 
 class BackupJobViewSet(StrictBodyMixin, viewsets.ModelViewSet):

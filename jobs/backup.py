@@ -10,8 +10,11 @@ manifest commits, so a failed run never loses a restorable point in time.
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import logging
 import random
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +28,7 @@ from destinations.ftp import CONNECTION_FAILURES, FtpError, FtpSession
 from destinations.models import Engine, Snapshot
 from destinations.sessions import open_session
 
-from . import mysql, queue
+from . import coverage, hostroot, mysql, queue
 from .models import Account, BackupJob, QueueItem
 
 logger = logging.getLogger(__name__)
@@ -87,6 +90,12 @@ class Target:
 
 
 def run(item: QueueItem, reporter: queue.Reporter) -> dict[str, Any]:
+    """Back up every account the job covers (decided now), several at a time.
+
+    One account failing does not stop the others: its result says why and the item ends
+    partial. Only the upload of each account runs in a worker thread; everything that touches
+    the panel's database (choosing the slot, recording the backup, rotation) stays in this
+    thread, in account order of completion."""
     job = BackupJob.objects.select_related("destination").filter(pk=item.job_id or 0).first()
     if job is None:
         raise RuntimeError("The backup job was deleted.")
@@ -97,113 +106,286 @@ def run(item: QueueItem, reporter: queue.Reporter) -> dict[str, Any]:
         raise RuntimeError(
             f"Destination {destination} does not take backups (read only or not a Backupsite destination)."
         )
-    accounts = list(job.accounts.order_by("username"))
+    chosen = coverage.covered(job)
+    for username, why in chosen.skipped.items():
+        reporter.log(f"Account {username}: skipped ({why})")
+    accounts = chosen.accounts
     if not accounts:
-        raise RuntimeError("The job has no accounts.")
-    progress = queue.EngineProgress(reporter)
-    results: list[dict[str, Any]] = []
-    with open_session(destination) as session:
-        for account in accounts:
-            reporter.check_abort()
-            reporter.log(
-                f"Account {account.username}: starting ({job.get_type_display().lower()}, keep {job.retention})"
-            )
-            notes: list[str] = []
-            try:
-                snapshot, manifest = back_up_account(job, account, session, progress, notes)
-            except queue.Aborted:
-                raise
-            except native.BackupAborted as exc:
-                raise queue.Aborted(str(exc) or "Aborted by an admin.") from None
-            except (FtpError, native.NativeError, mysql.MysqlError, OSError) as exc:
-                message = getattr(exc, "message", None) or str(exc)
-                reporter.log(f"Account {account.username}: failed: {message}")
-                failure = {"account": account.username, "status": "failed", "error": message, **_notes(notes)}
-                if getattr(exc, "hint", ""):
-                    failure["hint"] = exc.hint  # type: ignore[union-attr]
-                if isinstance(exc, CONNECTION_FAILURES):
-                    failure["unreachable"] = True
-                results.append(failure)
-                continue
-            progress.stage_done()
-            totals = manifest.totals
-            results.append(
-                {
-                    "account": account.username,
-                    "status": "completed",
-                    "path": snapshot.path,
-                    "snapshot": snapshot.pk,
-                    "generation": manifest.generation,
-                    "files": totals.get("files", 0),
-                    "bytes": totals.get("bytes", 0),
-                    "uploaded": totals.get("uploaded", 0),
-                    "databases": len(manifest.databases),
-                    **_notes(notes),
-                }
-            )
-            reporter.log(f"Account {account.username}: done → {snapshot.path}")
-    failed = [r for r in results if r["status"] == "failed"]
-    if failed and len(failed) == len(results):
+        raise RuntimeError(
+            "The job has no accounts."
+            if job.accounts_mode == BackupJob.AccountsMode.SELECTED and not chosen.skipped
+            else "No account matches the job's filters."
+        )
+    at_once = parallel_accounts(job, len(accounts))
+    reporter.log(f"{len(accounts)} accounts, {at_once} at a time")
+    board = ProgressBoard(reporter)
+    results: dict[str, dict[str, Any]] = {}
+    running: dict[concurrent.futures.Future[native.Manifest], Prepared] = {}
+    waiting = list(accounts)
+    with (
+        open_session(destination) as session,
+        concurrent.futures.ThreadPoolExecutor(at_once, thread_name_prefix="account") as pool,
+    ):
+        try:
+            while waiting or running:
+                while waiting and len(running) < at_once:
+                    reporter.check_abort()
+                    account = waiting.pop(0)
+                    reporter.log(
+                        f"Account {account.username}: starting "
+                        f"({job.get_type_display().lower()}, keep {job.retention})"
+                    )
+                    sink = board.sink(account.username)
+                    notes: list[str] = []
+                    try:
+                        prepared = prepare(job, account, session, sink, notes)
+                    except FAILURES as exc:
+                        results[account.username] = _failed(account, exc, notes, reporter)
+                        continue
+                    future = pool.submit(write, job, prepared, session, sink)
+                    running[future] = prepared
+                done, _ = concurrent.futures.wait(
+                    running, timeout=0.25, return_when=concurrent.futures.FIRST_COMPLETED
+                )
+                board.publish()
+                for future in done:
+                    prepared = running.pop(future)
+                    results[prepared.account.username] = _finish(
+                        job, prepared, future, session, board, reporter
+                    )
+        except BaseException:
+            board.abort = True  # the threads stop at their next check
+            for future, prepared in running.items():
+                future.cancel()
+                with contextlib.suppress(BaseException):
+                    future.result()
+                give_up(prepared)
+            raise
+        finally:
+            board.publish()
+    ordered = [results[a.username] for a in accounts if a.username in results]
+    failed = [r for r in ordered if r["status"] == "failed"]
+    if failed and len(failed) == len(ordered):
         raise RunFailed(failed)
-    result: dict[str, Any] = {"accounts": results}
+    result: dict[str, Any] = {"accounts": ordered}
+    if chosen.skipped:
+        result["skipped"] = chosen.skipped
     if failed:
         result["status"] = "partial"
-        result["error"] = f"{len(failed)} of {len(results)} accounts failed"
+        result["error"] = f"{len(failed)} of {len(ordered)} accounts failed"
     return result
+
+
+FAILURES = (FtpError, native.NativeError, mysql.MysqlError, OSError)
+
+
+def parallel_accounts(job: BackupJob, count: int) -> int:
+    """How many accounts run at once: the job's setting, never more than the destination's
+    connection cap (every account needs at least one connection) nor than there are accounts."""
+    cap = job.destination.concurrency or job.parallel
+    return max(1, min(job.parallel, cap, count))
+
+
+def _finish(
+    job: BackupJob,
+    prepared: Prepared,
+    future: concurrent.futures.Future[native.Manifest],
+    session: FtpSession,
+    board: ProgressBoard,
+    reporter: queue.Reporter,
+) -> dict[str, Any]:
+    account = prepared.account
+    try:
+        manifest = future.result()
+    except native.BackupAborted as exc:
+        give_up(prepared)
+        raise queue.Aborted(str(exc) or "Aborted by an admin.") from None
+    except FAILURES as exc:
+        give_up(prepared)
+        return _failed(account, exc, prepared.notes, reporter)
+    except BaseException:
+        give_up(prepared)
+        raise
+    try:
+        commit(job, prepared, manifest, session, board.sink(account.username))
+    except FAILURES as exc:
+        return _failed(account, exc, prepared.notes, reporter)
+    snapshot = prepared.target.snapshot
+    totals = manifest.totals
+    reporter.log(f"Account {account.username}: done → {snapshot.path}")
+    return {
+        "account": account.username,
+        "status": "completed",
+        "path": snapshot.path,
+        "snapshot": snapshot.pk,
+        "generation": manifest.generation,
+        "files": totals.get("files", 0),
+        "bytes": totals.get("bytes", 0),
+        "uploaded": totals.get("uploaded", 0),
+        "databases": len(manifest.databases),
+        **_notes(prepared.notes),
+    }
+
+
+def _failed(
+    account: Account, exc: BaseException, notes: list[str], reporter: queue.Reporter
+) -> dict[str, Any]:
+    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    hint = getattr(exc, "hint", "")
+    reporter.log(f"Account {account.username}: failed: {message}")
+    failed: dict[str, Any] = {
+        "account": account.username,
+        "status": "failed",
+        "error": message,
+        **_notes(notes),
+    }
+    if hint:
+        failed["hint"] = hint
+    if isinstance(exc, CONNECTION_FAILURES):
+        failed["unreachable"] = True
+    return failed
 
 
 def _notes(notes: list[str]) -> dict[str, Any]:
     return {"notes": notes} if notes else {}
 
 
+class ProgressBoard:
+    """Progress of the accounts running at once, summed into the item's one bar.
+
+    The accounts' threads only write into memory (they must not touch the panel's database);
+    the run's thread publishes to the Reporter a few times a second."""
+
+    def __init__(self, reporter: queue.Reporter) -> None:
+        self.reporter = reporter
+        self.abort = False
+        self._lock = threading.Lock()
+        self._counts: dict[str, tuple[int, int, int, int]] = {}
+        self._lines: list[str] = []
+
+    def sink(self, account: str) -> AccountProgress:
+        return AccountProgress(self, account)
+
+    def publish(self) -> None:
+        with self._lock:
+            counts = list(self._counts.values())
+            lines, self._lines = self._lines, []
+        for line in lines:
+            self.reporter.log(line)
+        if counts:
+            self.reporter.update(
+                bytes_done=sum(c[0] for c in counts),
+                bytes_total=sum(c[1] for c in counts),
+                files_done=sum(c[2] for c in counts),
+                files_total=sum(c[3] for c in counts),
+            )
+
+
+class AccountProgress:
+    """One account's ProgressSink; safe to call from the account's thread."""
+
+    def __init__(self, board: ProgressBoard, account: str) -> None:
+        self.board = board
+        self.account = account
+
+    def progress(self, *, bytes_done: int, bytes_total: int, files_done: int, files_total: int) -> None:
+        with self.board._lock:
+            self.board._counts[self.account] = (bytes_done, bytes_total, files_done, files_total)
+
+    def log(self, message: str, *, level: str = "info") -> None:
+        line = message if level == "info" else f"{level}: {message}"
+        with self.board._lock:
+            self.board._lines.append(line)
+
+    def abort_requested(self) -> bool:
+        return self.board.abort or self.board.reporter.abort_requested()
+
+
+@dataclass
+class Prepared:
+    account: Account
+    target: Target
+    databases: list[mysql.DumpSource]
+    notes: list[str]
+
+
 def back_up_account(
     job: BackupJob,
     account: Account,
     session: FtpSession,
-    progress: queue.EngineProgress,
+    progress: Any,
     notes: list[str] | None = None,
 ) -> tuple[Snapshot, native.Manifest]:
-    """Back up one account; `notes` collects what the result should say (databases another
-    account owns, which this one no longer backs up)."""
+    """Back up one account, start to end, in this thread; `notes` collects what the result
+    should say (databases another account owns, which this one no longer backs up)."""
+    prepared = prepare(job, account, session, progress, notes if notes is not None else [])
+    try:
+        manifest = write(job, prepared, session, progress)
+    except BaseException:
+        give_up(prepared)
+        raise
+    commit(job, prepared, manifest, session, progress)
+    return prepared.target.snapshot, manifest
+
+
+def prepare(
+    job: BackupJob, account: Account, session: FtpSession, progress: Any, notes: list[str]
+) -> Prepared:
+    """Choose the slot and the databases (the panel's database and the destination)."""
     if job.include_home and not account.home:
         raise native.NativeError(f"account {account.username} has no home folder on this server")
     target = choose_target(job, account, session)
-    snapshot = target.snapshot
     databases: list[mysql.DumpSource] = []
     if job.include_databases:
         server = mysql.server()
-        names, found_notes = mysql.account_databases(account.username, account.databases, Account.owners())
+        try:
+            names, found_notes = mysql.account_databases(
+                account.username, account.databases, Account.owners()
+            )
+        except BaseException:
+            give_up(Prepared(account, target, [], notes))
+            raise
         for note in found_notes:
             progress.log(f"Account {account.username}: {note}")
-        if notes is not None:
-            notes.extend(found_notes)
+        notes.extend(found_notes)
         databases = [mysql.DumpSource(name=name, server=server) for name in names]
-    kind = "update of" if target.previous else "new"
+    return Prepared(account=account, target=target, databases=databases, notes=notes)
+
+
+def write(job: BackupJob, prepared: Prepared, session: FtpSession, progress: Any) -> native.Manifest:
+    """Write the backup to the destination. Runs in an account's thread: no model access."""
+    snapshot = prepared.target.snapshot
+    kind = "update of" if prepared.target.previous else "new"
     progress.log(f"Writing {kind} backup {snapshot.path}")
-    try:
-        manifest = native.write_backup(
-            session,
-            account=account.username,
-            backup_id=snapshot.path.rsplit("/", 1)[1],
-            job_uuid=str(job.uuid),
-            job_name=job.name,
-            backup_type="incremental" if job.type == BackupJob.Type.INCREMENTAL else "full",
-            home=Path(account.home) if job.include_home else None,
-            excludes=list(job.excludes),
-            databases=databases,
-            compression=job.compression,
-            progress=progress,
-            previous=target.previous,
-        )
-    except BaseException:
-        if target.previous is not None:
-            # The slot's previous generation is untouched on the destination until a new
-            # manifest commits: it is still the oldest, so the next run finishes this slot.
-            Snapshot.objects.filter(pk=snapshot.pk, state=State.UPDATING).update(state=State.COMPLETE)
-        raise
-    catalog.record_native(snapshot, manifest, previous=target.previous)
-    rotate(job, account, session, progress)
-    return snapshot, manifest
+    return native.write_backup(
+        session,
+        account=prepared.account.username,
+        backup_id=snapshot.path.rsplit("/", 1)[1],
+        job_uuid=str(job.uuid),
+        job_name=job.name,
+        backup_type="incremental" if job.type == BackupJob.Type.INCREMENTAL else "full",
+        home=Path(hostroot.host_path(prepared.account.home)) if job.include_home else None,
+        excludes=list(job.excludes),
+        databases=prepared.databases,
+        compression=job.compression,
+        progress=progress,
+        previous=prepared.target.previous,
+    )
+
+
+def give_up(prepared: Prepared) -> None:
+    """After a failed write: the slot's previous generation is untouched on the destination
+    until a new manifest commits; it is still the oldest, so the next run finishes this slot."""
+    if prepared.target.previous is not None:
+        snapshot = prepared.target.snapshot
+        Snapshot.objects.filter(pk=snapshot.pk, state=State.UPDATING).update(state=State.COMPLETE)
+
+
+def commit(
+    job: BackupJob, prepared: Prepared, manifest: native.Manifest, session: FtpSession, progress: Any
+) -> None:
+    catalog.record_native(prepared.target.snapshot, manifest, previous=prepared.target.previous)
+    rotate(job, prepared.account, session, progress)
 
 
 def choose_target(job: BackupJob, account: Account, session: FtpSession) -> Target:
@@ -272,7 +454,7 @@ def _forget_unfinished(unfinished: Any, session: FtpSession) -> None:
         snapshot.delete()
 
 
-def rotate(job: BackupJob, account: Account, session: FtpSession, progress: queue.EngineProgress) -> None:
+def rotate(job: BackupJob, account: Account, session: FtpSession, progress: Any) -> None:
     """Remove the oldest complete, unlocked backups of this job beyond its retention.
 
     Runs only after the new backup is complete; never touches locked backups, other jobs'

@@ -38,7 +38,7 @@ class AccountForm(ModelLimitsMixin, forms.ModelForm):
 
     class Meta:
         model = Account
-        fields = ["username", "home", "databases", "owner"]
+        fields = ["username", "home", "databases", "owner", "reseller", "suspended"]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -47,6 +47,10 @@ class AccountForm(ModelLimitsMixin, forms.ModelForm):
         owner.queryset = get_user_model().objects.filter(is_staff=False).order_by("username")
         owner.empty_label = "(no client)"
         self.fields["home"].widget.attrs["placeholder"] = "/home/USERNAME"
+        if self.instance.pk and self.instance.source in (Account.Source.CPANEL, Account.Source.SYSTEM):
+            note = " Found by discovery; what you change here stays as you set it."
+            for name in ("home", "databases", "reseller", "suspended"):
+                self.fields[name].help_text = (self.fields[name].help_text or "") + note
         self.helper = FormHelper()
         self.helper.form_tag = False
 
@@ -55,6 +59,25 @@ class AccountForm(ModelLimitsMixin, forms.ModelForm):
         """Not errors: the form saves anyway (see validators.home_warnings)."""
         home = self.cleaned_data.get("home") if hasattr(self, "cleaned_data") else self.initial.get("home")
         return home_warnings(str(home or ""))
+
+    def save(self, commit: bool = True) -> Account:
+        # Discovery keeps its hands off what an admin set (or changed) here.
+        self.instance.mark_set_by_admin(list(self.changed_data))
+        return super().save(commit)
+
+
+class DiscoveryScheduleForm(forms.Form):
+    schedule = forms.CharField(
+        required=False,
+        label="Find accounts on a schedule",
+        help_text="Cron expression (minute hour day month weekday); empty: only by hand.",
+    )
+
+    def clean_schedule(self) -> str:
+        expression = " ".join((self.cleaned_data.get("schedule") or "").split())
+        if expression:
+            parse_cron(expression)
+        return expression
 
 
 SCHEDULE_KINDS = [
@@ -77,6 +100,19 @@ class BackupJobForm(ModelLimitsMixin, forms.ModelForm):
     excludes = LinesField(
         required=False,
         help_text="One glob pattern per line, relative to the home folder; a trailing / matches folders.",
+    )
+    include = LinesField(
+        required=False,
+        label="Only accounts named",
+        help_text="One shell glob per line on the username (e.g. shop*). Empty: every account.",
+    )
+    exclude = LinesField(
+        required=False, label="Never accounts named", help_text="One shell glob per line on the username."
+    )
+    resellers = LinesField(
+        required=False,
+        label="Only accounts of the resellers",
+        help_text="One reseller per line (root: the server's own accounts). Empty: any reseller.",
     )
     junk_preset = forms.BooleanField(
         required=False,
@@ -106,7 +142,11 @@ class BackupJobForm(ModelLimitsMixin, forms.ModelForm):
         fields = [
             name for name in BackupJob.SETTINGS if name != "schedule"
         ]  # built from the schedule_* fields
-        widgets = {"accounts": forms.CheckboxSelectMultiple, "type": forms.RadioSelect}
+        widgets = {
+            "accounts": forms.CheckboxSelectMultiple,
+            "type": forms.RadioSelect,
+            "accounts_mode": forms.RadioSelect,
+        }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -117,7 +157,12 @@ class BackupJobForm(ModelLimitsMixin, forms.ModelForm):
         )
         accounts = self.fields["accounts"]
         assert isinstance(accounts, forms.ModelMultipleChoiceField)
-        accounts.queryset = Account.objects.exclude(home="")
+        accounts.queryset = Account.objects.exclude(home="").filter(removed_at__isnull=True)
+        accounts.required = False
+        self.fields["accounts_mode"].required = False
+        self.fields["parallel"].required = False  # missing: the model's default
+        for name in ("include", "exclude", "resellers"):
+            self.fields[name].widget.attrs["rows"] = 2
         if self.instance.pk:
             self._load_schedule(self.instance.schedule)
             if all(p in self.instance.excludes for p in JUNK_EXCLUDES):
@@ -132,6 +177,7 @@ class BackupJobForm(ModelLimitsMixin, forms.ModelForm):
                 "Job",
                 "name",
                 "destination",
+                "accounts_mode",
                 "accounts",
                 # An empty list of choices shows neither the field's error nor a hint: say why.
                 HTML(
@@ -140,6 +186,14 @@ class BackupJobForm(ModelLimitsMixin, forms.ModelForm):
                     "<a href=\"{% url 'jobs:account-create' %}\">add one</a> first.</div>{% endif %}"
                 ),
                 "enabled",
+            ),
+            Fieldset(
+                "Which accounts",
+                "include",
+                "exclude",
+                "resellers",
+                "skip_suspended",
+                "parallel",
             ),
             Fieldset(
                 "What",
@@ -194,6 +248,15 @@ class BackupJobForm(ModelLimitsMixin, forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
+        if not data.get("accounts_mode"):
+            # A form that names accounts but no mode (older clients) means those accounts.
+            data["accounts_mode"] = (
+                BackupJob.AccountsMode.SELECTED if data.get("accounts") else BackupJob.AccountsMode.ALL
+            )
+        if data.get("parallel") is None and "parallel" not in self.errors:
+            data["parallel"] = BackupJob._meta.get_field("parallel").get_default()
+        if data.get("accounts_mode") == BackupJob.AccountsMode.SELECTED and not data.get("accounts"):
+            self.add_error("accounts", "Choose at least one account, or back up all accounts.")
         kind = data.get("schedule_kind")
         at = data.get("schedule_time")
         expression = ""

@@ -14,8 +14,10 @@ from .validators import (
     validate_database_names,
     validate_events,
     validate_excludes,
+    validate_globs,
     validate_home,
     validate_username,
+    validate_usernames,
 )
 
 
@@ -43,8 +45,37 @@ class Account(models.Model):
         related_name="accounts",
         help_text="The client who may browse and restore this account's backups.",
     )
-    discovered = models.BooleanField(
-        default=False, help_text="Found in backups on a destination, not set up on this server."
+
+    class Source(models.TextChoices):
+        CPANEL = "cpanel", "cPanel"
+        SYSTEM = "system", "System user"
+        MANUAL = "manual", "Added by hand"
+        BACKUPS = "backups", "Found in backups"
+
+    # What discovery fills in; an admin's edit of one of these wins over later discoveries.
+    DISCOVERED_FIELDS = ("home", "databases", "database_users", "reseller", "domains", "suspended", "plan")
+
+    source = models.CharField(
+        max_length=10,
+        choices=Source.choices,
+        default=Source.MANUAL,
+        help_text="Where the account comes from: discovered on this server (cPanel or system "
+        "users), added by hand, or only found in backups on a destination.",
+    )
+    reseller = models.CharField(
+        max_length=32, blank=True, help_text="cPanel owner (reseller), root for the server's own."
+    )
+    domains = models.JSONField(
+        default=list, blank=True, help_text="Main domain first, then addon and parked ones."
+    )
+    database_users = models.JSONField(default=list, blank=True)
+    plan = models.CharField(max_length=100, blank=True)
+    suspended = models.BooleanField(default=False)
+    removed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When discovery last found the account gone from this server."
+    )
+    admin_fields = models.JSONField(
+        default=list, blank=True, help_text="Fields an admin set by hand; discovery leaves them alone."
     )
     created = models.DateTimeField(auto_now_add=True)
 
@@ -53,6 +84,14 @@ class Account(models.Model):
 
     def __str__(self) -> str:
         return self.username
+
+    @property
+    def found_in_backups(self) -> bool:
+        return self.source == self.Source.BACKUPS
+
+    def mark_set_by_admin(self, fields: list[str]) -> None:
+        """Remember that an admin set `fields`, so discovery does not overwrite them."""
+        self.admin_fields = sorted(set(self.admin_fields or []) | (set(fields) & set(self.DISCOVERED_FIELDS)))
 
     def clean(self) -> None:
         self.home = self.home.rstrip("/") if self.home != "/" else self.home
@@ -102,7 +141,13 @@ class BackupJob(models.Model):
     SETTINGS = (
         "name",
         "destination",
+        "accounts_mode",
         "accounts",
+        "include",
+        "exclude",
+        "resellers",
+        "skip_suspended",
+        "parallel",
         "type",
         "retention",
         "compression",
@@ -116,7 +161,48 @@ class BackupJob(models.Model):
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     name = models.CharField(max_length=80, unique=True)
     destination = models.ForeignKey(Destination, on_delete=models.PROTECT, related_name="jobs")
-    accounts = models.ManyToManyField(Account, related_name="jobs")
+
+    class AccountsMode(models.TextChoices):
+        ALL = "all", "All accounts on this server"
+        SELECTED = "selected", "Only the accounts chosen below"
+
+    accounts_mode = models.CharField(
+        "accounts",
+        max_length=10,
+        choices=AccountsMode.choices,
+        default=AccountsMode.ALL,
+        help_text="All: every account on this server when the run starts (new ones included, "
+        "removed ones not), narrowed by the filters below.",
+    )
+    accounts = models.ManyToManyField(
+        Account, related_name="jobs", blank=True, verbose_name="chosen accounts"
+    )
+    include = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validate_globs],
+        help_text="Only usernames matching one of these shell globs (e.g. shop*). Empty: every account.",
+    )
+    exclude = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validate_globs],
+        help_text="Skip usernames matching these globs.",
+    )
+    resellers = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validate_usernames],
+        help_text="Only accounts of these resellers (cPanel owners; root for the server's own). Empty: any.",
+    )
+    skip_suspended = models.BooleanField(default=False, help_text="Leave suspended accounts out.")
+    parallel = models.PositiveSmallIntegerField(
+        "accounts at a time",
+        default=2,
+        validators=[MinValueValidator(1), MaxValueValidator(16)],
+        help_text="Accounts backed up at the same time (1-16), never more than the destination's "
+        "connection cap.",
+    )
     type = models.CharField(
         max_length=12,
         choices=Type.choices,
@@ -185,6 +271,7 @@ class QueueItem(models.Model):
         REINDEX = "reindex", "Reindex"
         RESTORE = "restore", "Restore"
         DOWNLOAD = "download", "Download"
+        DISCOVERY = "discovery", "Account discovery"
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"

@@ -95,6 +95,13 @@ class MysqlServer:
         rows = self.query(f"SHOW DATABASES LIKE '{pattern}'")
         return [row[0] for row in rows if row]
 
+    def grants_catalog(self) -> tuple[list[str], list[str]]:
+        """Every database and every database user (with a grant) on the server, for account
+        discovery without cPanel's database maps."""
+        databases = [row[0] for row in self.query("SHOW DATABASES") if row]
+        users = [row[0] for row in self.query("SELECT DISTINCT User FROM mysql.user") if row and row[0]]
+        return databases, users
+
     @contextlib.contextmanager
     def dump(self, database: str) -> Iterator[IO[bytes]]:
         """Stream a consistent dump (no CREATE DATABASE line) of `database`."""

@@ -52,7 +52,7 @@ from destinations.engines.localfs import SafeTree, UnsafePath
 from destinations.ftp import FtpError, FtpSession
 from destinations.models import Destination, Engine, Snapshot
 
-from . import queue
+from . import hostroot, queue
 from .models import Account, QueueItem
 
 CONFIG_KINDS = frozenset(
@@ -632,15 +632,16 @@ class HomeTarget:
         home = account.home
         if not home or not os.path.isabs(home):
             raise RestoreRefused(f"Account {account.username} has no home folder on this server.")
+        real_home = hostroot.host_path(home)  # the server's /home/bob, under BACKUPSITE_HOST_ROOT
         try:
-            st = os.lstat(home)
+            st = os.lstat(real_home)
         except FileNotFoundError:
             raise RestoreRefused(f"The home folder {home} of {account.username} does not exist.") from None
         if not stat.S_ISDIR(st.st_mode):
             raise RestoreRefused(
                 f"The home folder {home} of {account.username} is not a folder (a symlink?)."
             )
-        self.home_fd = os.open(home, _DIR_FLAGS)
+        self.home_fd = os.open(real_home, _DIR_FLAGS)
         self.fd = self.home_fd
         self.new_folder = ""
         try:

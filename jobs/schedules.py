@@ -56,3 +56,31 @@ def reindex_task_name(destination_id: int) -> str:
 
 def periodic_task(name: str) -> PeriodicTask | None:
     return PeriodicTask.objects.filter(name=name).first()
+
+
+DISCOVERY_TASK_NAME = "discover accounts"
+DISCOVERY_DEFAULT = "17 * * * *"  # hourly, off the top of the hour
+
+
+def ensure_discovery_schedule() -> None:
+    """Create the discovery schedule (hourly) once; after that it is the admin's. Turning it
+    off keeps the row, disabled, so it is not created again."""
+    if not PeriodicTask.objects.filter(name=DISCOVERY_TASK_NAME).exists():
+        set_discovery_schedule(DISCOVERY_DEFAULT)
+
+
+def discovery_schedule() -> str:
+    """The discovery's cron expression, empty when it only runs by hand."""
+    task = PeriodicTask.objects.filter(name=DISCOVERY_TASK_NAME).select_related("crontab").first()
+    if task is None or not task.enabled or task.crontab is None:
+        return ""
+    c = task.crontab
+    return f"{c.minute} {c.hour} {c.day_of_month} {c.month_of_year} {c.day_of_week}"
+
+
+def set_discovery_schedule(expression: str) -> None:
+    expression = " ".join(expression.split())
+    if not expression:
+        PeriodicTask.objects.filter(name=DISCOVERY_TASK_NAME).update(enabled=False)
+        return
+    sync(DISCOVERY_TASK_NAME, "jobs.tasks.scheduled_discovery", expression, enabled=True, args=[])

@@ -39,3 +39,8 @@ def destination_saved(sender: type, instance: Destination, **kwargs: Any) -> Non
 @receiver(post_delete, sender=Destination)
 def destination_deleted(sender: type, instance: Destination, **kwargs: Any) -> None:
     schedules.remove(schedules.reindex_task_name(instance.pk))
+
+
+def discovery_schedule(sender: Any, **kwargs: Any) -> None:
+    """After migrate: the hourly account discovery exists (an admin's change is kept)."""
+    schedules.ensure_discovery_schedule()

@@ -73,6 +73,27 @@ def sync_lock_marker(snapshot_id: int) -> None:
 
 
 @shared_task
+def scheduled_discovery() -> None:
+    from . import discovery
+
+    discovery.queue_discovery()
+
+
+@shared_task(acks_late=True)
+def run_discovery(item_id: int) -> None:
+    from . import discovery
+
+    queue.run_item(item_id, QueueItem.Kind.DISCOVERY, discovery.run)
+
+
+@shared_task
+def expire_removed_accounts() -> int:
+    from . import removed
+
+    return removed.expire()
+
+
+@shared_task
 def reap_stale() -> int:
     return queue.reap_stale()
 
@@ -129,4 +150,5 @@ TASKS_BY_KIND: dict[str, Any] = {
     QueueItem.Kind.RESTORE: run_restore,
     QueueItem.Kind.DOWNLOAD: run_download,
     QueueItem.Kind.ROTATION: run_rotation,
+    QueueItem.Kind.DISCOVERY: run_discovery,
 }

@@ -75,11 +75,14 @@ def home_warnings(home: str) -> list[str]:
     go unnoticed until the first backup fails."""
     if not home:
         return []
-    if not os.path.exists(home):
+    from .hostroot import host_path
+
+    real = host_path(home)  # as backups open it, under BACKUPSITE_HOST_ROOT
+    if not os.path.exists(real):
         return [
             f"The home folder {home} does not exist on this server: backups of its files fail until it does."
         ]
-    if not os.path.isdir(home):
+    if not os.path.isdir(real):
         return [f"{home} is not a folder: backups of its files fail until it is."]
     return []
 
@@ -96,3 +99,23 @@ def validate_events(value: object) -> None:
             f"Unknown events: {', '.join(sorted(set(unknown)))}. "
             f"Known: {', '.join(NotificationEvent.values)}."
         )
+
+
+def validate_globs(value: list[str]) -> None:
+    """Shell globs on usernames (job filters)."""
+    if not isinstance(value, list):
+        raise ValidationError("Enter a list of patterns.")
+    for pattern in value:
+        if not isinstance(pattern, str) or not pattern.strip():
+            raise ValidationError("Patterns must be non-empty text.")
+        if len(pattern) > 100 or any(ord(c) < 32 for c in pattern):
+            raise ValidationError(f"{pattern[:100]!r}: at most 100 characters, no control characters.")
+
+
+def validate_usernames(value: list[str]) -> None:
+    if not isinstance(value, list):
+        raise ValidationError("Enter a list of user names.")
+    for name in value:
+        if not isinstance(name, str):
+            raise ValidationError("Enter user names as text.")
+        validate_username(name)

@@ -3,7 +3,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import OuterRef, ProtectedError, Subquery
+from django.db.models import F, OuterRef, ProtectedError, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render, resolve_url
 from django.views.decorators.http import require_POST
@@ -13,14 +13,47 @@ from backupsite.access import is_htmx, staff_required
 from destinations.models import Destination
 
 from . import backup, dashboard, queue, snapshots
-from .forms import AccountForm, BackupJobForm
+from .forms import AccountForm, BackupJobForm, DiscoveryScheduleForm
 from .models import Account, BackupJob, QueueItem
 
 
 @staff_required
 def account_list(request: HttpRequest) -> HttpResponse:
-    accounts = Account.objects.select_related("owner").order_by("discovered", "username")
-    return render(request, "jobs/accounts.html", {"accounts": accounts, "nav": "accounts"})
+    from . import schedules
+
+    accounts = Account.objects.select_related("owner").order_by(
+        F("removed_at").asc(nulls_first=True), "username"
+    )
+    context = {
+        "accounts": accounts,
+        "nav": "accounts",
+        "schedule_form": DiscoveryScheduleForm(initial={"schedule": schedules.discovery_schedule()}),
+    }
+    return render(request, "jobs/accounts.html", context)
+
+
+@staff_required
+@require_POST
+def account_discover(request: HttpRequest) -> HttpResponse:
+    from . import discovery
+
+    item = discovery.queue_discovery(requested_by=request.user)
+    messages.success(request, "Looking for the accounts of this server.")
+    return redirect("jobs:queue-detail", pk=item.pk)
+
+
+@staff_required
+@require_POST
+def discovery_schedule(request: HttpRequest) -> HttpResponse:
+    from . import schedules
+
+    form = DiscoveryScheduleForm(request.POST)
+    if form.is_valid():
+        schedules.set_discovery_schedule(form.cleaned_data["schedule"])
+        messages.success(request, "Discovery schedule saved.")
+    else:
+        messages.error(request, "; ".join(str(e) for e in form.errors.get("schedule", [])))
+    return redirect("jobs:accounts")
 
 
 @staff_required

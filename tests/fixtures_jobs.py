@@ -58,6 +58,7 @@ def make_job(destination: Destination, account: Account, **fields) -> BackupJob:
         "type": "incremental",
         "retention": 3,
         "include_databases": False,
+        "accounts_mode": "selected",  # the account given, not every account of the test database
     }
     job = BackupJob.objects.create(destination=destination, **{**defaults, **fields})
     job.accounts.add(account)

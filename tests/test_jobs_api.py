@@ -150,7 +150,9 @@ def test_api_jobs_have_the_documented_fields_and_schedule_follows_edits(api, des
     created = api.post("/api/v1/jobs/", body, format="json")
     assert created.status_code == 201, created.json()
     data = created.json()
-    assert set(data) == {"id", *body}
+    filters = {"accounts_mode", "include", "exclude", "resellers", "skip_suspended", "parallel"}
+    assert set(data) == {"id", *body, *filters}
+    assert data["accounts_mode"] == "selected"  # it named its accounts
     assert beat_entry(schedules.job_task_name(data["id"])).schedule._orig_hour == "2"
     patched = api.patch(f"/api/v1/jobs/{data['id']}/", {"schedule": ""}, format="json")
     assert patched.status_code == 200
@@ -227,6 +229,14 @@ def test_api_accounts_have_the_documented_fields(api, django_user_model):
         "home": "/home/alice",
         "databases": [],
         "owner": "carol",
+        "source": "manual",
+        "reseller": "",
+        "domains": [],
+        "suspended": False,
+        "plan": "",
+        "database_users": [],
+        "removed_at": None,
+        "admin_fields": ["databases", "home"],  # discovery leaves what the admin set alone
         "warnings": [
             "The home folder /home/alice does not exist on this server: backups of its files fail until it does."
         ],

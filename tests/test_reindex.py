@@ -72,7 +72,7 @@ def test_reindex_finds_every_cpanel_layout_and_marks_incomplete_dates(cpanel_des
             assert not snapshot.restorable
         else:
             assert snapshot.restorable, (entry.path, snapshot.flags, snapshot.problems)
-    assert set(Account.objects.filter(discovered=True).values_list("username", flat=True)) == {
+    assert set(Account.objects.filter(source="backups").values_list("username", flat=True)) == {
         "user0",
         "user1",
     }
@@ -208,7 +208,7 @@ def test_a_native_index_is_rebuilt_completely_into_an_empty_database(
         for s in Snapshot.objects.all()
     }
     assert after == before
-    assert Account.objects.get(username=home_account.username).discovered
+    assert Account.objects.get(username=home_account.username).source == "backups"
     for snapshot in Snapshot.objects.all():
         assert snapshot.restorable
         dest = tmp_path / f"rebuilt-{snapshot.pk}"
