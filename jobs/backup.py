@@ -169,7 +169,7 @@ def run(item: QueueItem, reporter: queue.Reporter) -> dict[str, Any]:
         raise RunFailed(failed)
     result: dict[str, Any] = {"accounts": ordered}
     if chosen.skipped:
-        result["skipped"] = chosen.skipped
+        result["skipped_accounts"] = chosen.skipped
     if failed:
         result["status"] = "partial"
         result["error"] = f"{len(failed)} of {len(ordered)} accounts failed"

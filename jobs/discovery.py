@@ -609,7 +609,7 @@ def run(item: QueueItem, reporter: queue.Reporter) -> dict[str, Any]:
         reporter.log(f"warning: … and {found.dropped} more problems")
     for username in summary.removed:
         account_removed(username, item)
-    result = {"server": found.kind, "accounts": len(found.accounts), **summary.as_dict()}
+    result = {"server": found.kind, "found": len(found.accounts), **summary.as_dict()}
     result["problems"] = found.problems + ([f"… and {found.dropped} more"] if found.dropped else [])
     return result
 

@@ -218,7 +218,7 @@ def test_find_accounts_through_the_api_answers_one_queue_item_whose_result_lists
     queue.run_item(first.json()["id"], QueueItem.Kind.DISCOVERY, discovery.run)
     item = QueueItem.objects.get(pk=first.json()["id"])
     assert item.status == "completed", item.error
-    assert item.result["server"] == "cpanel" and item.result["accounts"] == 24
+    assert item.result["server"] == "cpanel" and item.result["found"] == 24
     assert any("not a safe account name" in line for line in item.result["problems"])
     assert any("warning:" in line and "Bad.Name" in line for line in item.log)
 
