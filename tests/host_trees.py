@@ -32,8 +32,10 @@ class Host:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("\n".join(self.passwd) + "\n")
 
-    def add_user(self, name: str, home: str, *, shell: str = "/bin/bash", make_home: bool = True) -> None:
-        self.passwd.append(f"{name}:x:{self.next_uid}:{self.next_uid}::{home}:{shell}")
+    def add_user(
+        self, name: str, home: str, *, login_shell: str = "/bin/bash", make_home: bool = True
+    ) -> None:
+        self.passwd.append(f"{name}:x:{self.next_uid}:{self.next_uid}::{home}:{login_shell}")
         self.next_uid += 1
         if make_home:
             folder = self.root / home.lstrip("/")
@@ -58,7 +60,7 @@ class CpanelHost(Host):
         home_root: str = "/home",
         plan: str = "default",
         suspended: bool = False,
-        databases: dict | None = None,
+        databases: dict | str | None = None,
         extra: str = "",
     ) -> None:
         domains = domains if domains is not None else [f"{name}.example"]
@@ -165,9 +167,9 @@ def plain_host(root: Path, p: str) -> Host:
     for index in range(20):
         host.add_user(f"{p}h{index:02d}", f"/home/{p}h{index:02d}")
     host.add_user(f"{p}second", f"/home2/{p}second")
-    host.add_user(f"{p}zsh", f"/home/{p}zsh", shell="/usr/bin/zsh")
-    host.add_user(f"{p}svc", f"/home/{p}svc", shell="/usr/sbin/nologin")
-    host.add_user(f"{p}ftp", f"/home/{p}ftp", shell="/bin/false")
+    host.add_user(f"{p}zsh", f"/home/{p}zsh", login_shell="/usr/bin/zsh")
+    host.add_user(f"{p}svc", f"/home/{p}svc", login_shell="/usr/sbin/nologin")
+    host.add_user(f"{p}ftp", f"/home/{p}ftp", login_shell="/bin/false")
     host.add_user(f"{p}app", "/srv/app", make_home=False)
     host.add_user(f"{p}dots", "/home/../etc", make_home=False)
     host.add_user("Eve", "/home/Eve")

@@ -106,7 +106,6 @@ def test_accounts_run_several_at_a_time_never_more_than_the_destination_allows(
 ):
     """GIVEN a job with parallel=4 on a destination capped at 2 connections
     WHEN it runs THEN two accounts are written at the same time, never three."""
-    _, p = server
     job = _job(native_destination, parallel=4)
     assert backup.parallel_accounts(job, 5) == 2
     active = 0

@@ -138,10 +138,12 @@ def test_plain_linux_discovery_takes_login_users_with_a_home_under_home(plain, p
     assert set(Account.objects.values_list("username", flat=True)) == expected
     assert Account.objects.get(username=f"{p}second").home == f"/home2/{p}second"
     assert set(Account.objects.values_list("source", flat=True)) == {"system"}
-    assert _problems(found, "'Eve'") and _problems(found, "not a safe account name")
+    assert _problems(found, "'Eve'")
+    assert _problems(found, "not a safe account name")
     assert _problems(found, "'/home/../etc' is not a plain absolute path")
     assert _problems(found, f"home '/home/{p}link' is a symlink that leads out of the server's root")
-    assert _problems(found, "/etc/passwd line") and _problems(found, "5 fields instead of 7")
+    assert _problems(found, "/etc/passwd line")
+    assert _problems(found, "5 fields instead of 7")
     assert not _problems(found, f"{p}app")  # a service user with its home elsewhere: not reported
 
 
@@ -174,7 +176,8 @@ def test_a_second_discovery_marks_new_removed_and_returned_accounts_and_keeps_ad
     assert sorted(summary.added) == [f"{p}new1", f"{p}new2"]
     assert sorted(summary.removed) == [f"{p}u04", f"{p}u06"]
     gone = Account.objects.get(username=f"{p}u04")
-    assert gone.removed_at is not None and gone.home == f"/home2/{p}u04"
+    assert gone.removed_at is not None
+    assert gone.home == f"/home2/{p}u04"
     assert Account.objects.get(username=f"{p}manual").removed_at is None
     u05 = Account.objects.get(username=f"{p}u05")
     assert (u05.home, u05.reseller) == (f"/home/{p}u05-moved", f"{p}res2")  # admin's home, server's owner
@@ -213,12 +216,14 @@ def test_find_accounts_through_the_api_answers_one_queue_item_whose_result_lists
     first = api.post("/api/v1/accounts/discover/")
     second = api.post("/api/v1/accounts/discover/")
     assert first.status_code == second.status_code == 202
-    assert first.json()["id"] == second.json()["id"] and first.json()["kind"] == "discovery"
+    assert first.json()["id"] == second.json()["id"]
+    assert first.json()["kind"] == "discovery"
 
     queue.run_item(first.json()["id"], QueueItem.Kind.DISCOVERY, discovery.run)
     item = QueueItem.objects.get(pk=first.json()["id"])
     assert item.status == "completed", item.error
-    assert item.result["server"] == "cpanel" and item.result["found"] == 24
+    assert item.result["server"] == "cpanel"
+    assert item.result["found"] == 24
     assert any("not a safe account name" in line for line in item.result["problems"])
     assert any("warning:" in line and "Bad.Name" in line for line in item.log)
 
@@ -238,13 +243,15 @@ def test_discovery_is_scheduled_hourly_by_default_and_the_admin_can_change_it(ad
     """GIVEN a migrated database THEN beat has an hourly discovery; WHEN the admin saves
     another schedule, or none, on the accounts page THEN beat follows (off: kept, disabled)."""
     task = PeriodicTask.objects.get(name=schedules.DISCOVERY_TASK_NAME)
-    assert task.task == "jobs.tasks.scheduled_discovery" and task.enabled
+    assert task.task == "jobs.tasks.scheduled_discovery"
+    assert task.enabled
     assert schedules.discovery_schedule() == "17 * * * *"
 
     admin_client.post("/accounts/discovery-schedule/", {"schedule": "5 */6 * * *"})
     assert schedules.discovery_schedule() == "5 */6 * * *"
     page = admin_client.get("/accounts/").content.decode()
-    assert 'value="5 */6 * * *"' in page and 'id="find-accounts"' in page
+    assert 'value="5 */6 * * *"' in page
+    assert 'id="find-accounts"' in page
     refused = admin_client.post("/accounts/discovery-schedule/", {"schedule": "every day"}, follow=True)
     assert schedules.discovery_schedule() == "5 */6 * * *"
     assert "five fields" in refused.content.decode()
@@ -265,16 +272,16 @@ def test_backups_of_a_removed_account_are_deleted_only_after_the_retention(db, s
     old = Account.objects.create(username="dscold", source="cpanel", removed_at=now - timedelta(days=31))
     recent = Account.objects.create(username="dscrecent", source="cpanel", removed_at=now - timedelta(days=5))
 
-    def backup(account: Account, **fields: object) -> Snapshot:
+    def backup(account: Account, *, engine: str = "native", locked: bool = False) -> Snapshot:
         return Snapshot.objects.create(
             destination=destination,
             account=account,
             account_name=account.username,
-            engine=fields.pop("engine", "native"),
+            engine=engine,
             path=f"{account.username}/{secrets.token_hex(4)}",
             created=now,
             state="complete",
-            **fields,
+            locked=locked,
         )
 
     doomed = backup(old)
