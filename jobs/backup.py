@@ -294,6 +294,8 @@ class AccountProgress:
 
     def log(self, message: str, *, level: str = "info") -> None:
         line = message if level == "info" else f"{level}: {message}"
+        if not message.startswith(f"Account {self.account}:"):
+            line = f"{self.account}: {line}"  # accounts run at once: say whose line it is
         with self.board._lock:
             self.board._lines.append(line)
 

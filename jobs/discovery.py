@@ -339,6 +339,8 @@ def scan_cpanel(files: HostFiles, known: Iterable[str] = ()) -> Scan:
     folder = files.real(CPANEL_USERS)
     if folder is None:
         raise DiscoveryFailed(f"/{CPANEL_USERS} leads out of the server's root")
+    if not os.path.isdir(folder):
+        raise DiscoveryFailed(f"/{CPANEL_USERS} is not a folder")
     try:
         names = sorted(entry.name for entry in os.scandir(folder))
     except OSError as exc:
@@ -449,7 +451,9 @@ def scan_system(files: HostFiles, min_uid: int) -> Scan:
 def scan(root: str | None = None, *, known: Iterable[str] = ()) -> Scan:
     """What the server under `root` (default BACKUPSITE_HOST_ROOT) says its accounts are."""
     files = HostFiles(root or settings.HOST_ROOT)
-    if files.real(CPANEL_USERS) is not None and os.path.isdir(files.real(CPANEL_USERS) or ""):
+    if os.path.lexists(os.path.join(files.root, CPANEL_USERS)):
+        # A cPanel server; a cPanel folder that cannot be read must not turn it into a plain
+        # server (whose accounts would differ).
         return scan_cpanel(files, known)
     return scan_system(files, settings.DISCOVER_MIN_UID)
 

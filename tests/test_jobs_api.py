@@ -343,3 +343,63 @@ def test_a_destination_with_jobs_is_not_deleted(api, admin_client, destination, 
     assert Destination.objects.filter(pk=destination.pk).exists()
     job.delete()
     assert api.delete(f"/api/v1/destinations/{destination.pk}/").status_code == 204
+
+
+def test_a_new_job_covers_all_accounts_with_filters_from_the_form_and_the_api(
+    admin_client, api, destination, account
+):
+    """GIVEN no accounts chosen WHEN a job is saved from the form with accounts_mode=all and
+    filters, or from the API without accounts THEN it covers all accounts with those filters;
+    `selected` without accounts is refused in both, naming the field."""
+    form = job_form(
+        destination,
+        account,
+        accounts=None,
+        accounts_mode="all",
+        include="shop*\nblog*",
+        exclude="shop-test",
+        resellers="res1",
+        skip_suspended="on",
+        parallel="3",
+    )
+    response = admin_client.post(reverse("jobs:job-create"), form)
+    assert response.status_code == 302, response.context["form"].errors
+    job = BackupJob.objects.get(name="nightly")
+    assert (job.accounts_mode, job.include, job.exclude, job.resellers, job.skip_suspended, job.parallel) == (
+        "all",
+        ["shop*", "blog*"],
+        ["shop-test"],
+        ["res1"],
+        True,
+        3,
+    )
+    assert "all accounts" in admin_client.get(reverse("jobs:jobs")).content.decode()
+    refused = admin_client.post(
+        reverse("jobs:job-create"),
+        job_form(destination, account, name="other", accounts=None, accounts_mode="selected"),
+    )
+    assert "accounts" in refused.context["form"].errors
+
+    created = api.post("/api/v1/jobs/", {"name": "api-all", "destination": destination.pk}, format="json")
+    assert created.status_code == 201, created.json()
+    assert created.json()["accounts_mode"] == "all"
+    assert created.json()["parallel"] == 2
+    bad = api.post(
+        "/api/v1/jobs/",
+        {
+            "name": "api-sel",
+            "destination": destination.pk,
+            "accounts_mode": "selected",
+            "resellers": ["Bad Name"],
+        },
+        format="json",
+    )
+    assert bad.status_code == 400
+    assert set(bad.json()) == {"resellers"}
+    empty = api.post(
+        "/api/v1/jobs/",
+        {"name": "api-sel", "destination": destination.pk, "accounts_mode": "selected"},
+        format="json",
+    )
+    assert empty.status_code == 400
+    assert "at least one account" in str(empty.json()["accounts"])
