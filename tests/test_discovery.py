@@ -296,3 +296,21 @@ def test_backups_of_a_removed_account_are_deleted_only_after_the_retention(db, s
     (item,) = QueueItem.objects.filter(kind="rotation")
     assert item.snapshot == doomed
     assert removed.expire() == 0  # already queued
+
+
+def test_a_restore_writes_into_the_home_as_the_server_names_it_under_the_host_root(tmp_path, settings):
+    """GIVEN BACKUPSITE_HOST_ROOT=<tmp>/host and an account whose home is /home/bob
+    WHEN a restore opens its home with a new folder THEN the folder is made in
+    <tmp>/host/home/bob and shown as /home/bob/restore-…; nothing is written at /home/bob."""
+    from jobs.restore import HomeTarget
+
+    settings.HOST_ROOT = str(tmp_path / "host")
+    real = tmp_path / "host" / "home" / "dscbob"
+    real.mkdir(parents=True)
+    account = Account.objects.create(username="dscbob", home="/home/dscbob")
+    target = HomeTarget(account, new_folder=True)
+    try:
+        assert target.display.startswith("/home/dscbob/restore-")
+        assert [p.name for p in real.iterdir()] == [target.new_folder]
+    finally:
+        target.close()
