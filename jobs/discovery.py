@@ -21,7 +21,6 @@ every account would look removed).
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import re
@@ -611,28 +610,34 @@ def run(item: QueueItem, reporter: queue.Reporter) -> dict[str, Any]:
         reporter.log(f"warning: {problem}")
     if found.dropped:
         reporter.log(f"warning: … and {found.dropped} more problems")
-    for username in summary.removed:
-        account_removed(username, item)
+    if summary.removed:
+        accounts_removed(summary.removed, item)
     result = {"server": found.kind, "found": len(found.accounts), **summary.as_dict()}
     result["problems"] = found.problems + ([f"… and {found.dropped} more"] if found.dropped else [])
     return result
 
 
-def account_removed(username: str, item: QueueItem | None) -> None:
-    """The one place that tells the admin an account vanished from the server."""
-    try:
-        notifications = importlib.import_module("jobs.notifications")
-    except ImportError:  # notifications not installed in this version
-        return
+def accounts_removed(usernames: list[str], item: QueueItem | None) -> None:
+    """Tell the admin which accounts vanished from the server: one message per discovery run
+    (a reseller closing 50 accounts is one event), naming each account."""
+    from . import notifications
+
+    days = settings.REMOVED_ACCOUNT_RETENTION_DAYS
+    kept = (
+        f"Their backups stay on the destinations for {days} days, then Backupsite deletes them "
+        "(locked backups stay)."
+        if days
+        else "Their backups stay on the destinations."
+    )
     notifications.notify(
-        "account_removed",
-        title=f"Account {username} is gone from the server",
-        account=username,
-        details=[
-            "Its backups stay on the destinations; "
-            f"they are deleted {settings.REMOVED_ACCOUNT_RETENTION_DAYS} days after the removal"
-            if settings.REMOVED_ACCOUNT_RETENTION_DAYS
-            else "Its backups stay on the destinations."
-        ],
+        notifications.Event.ACCOUNT_REMOVED,
+        title=(
+            f"Account {usernames[0]} is gone from the server"
+            if len(usernames) == 1
+            else f"{len(usernames)} accounts are gone from the server"
+        ),
+        account=usernames[0] if len(usernames) == 1 else "",
+        details=[*(f"gone: {name}" for name in usernames[:200]), kept],
         item=item,
+        key=f"discovery:{item.pk}" if item is not None else "",
     )

@@ -314,3 +314,35 @@ def test_a_restore_writes_into_the_home_as_the_server_names_it_under_the_host_ro
         assert [p.name for p in real.iterdir()] == [target.new_folder]
     finally:
         target.close()
+
+
+def test_accounts_gone_from_the_server_are_told_in_one_message_naming_them(cpanel, p, monkeypatch):
+    """GIVEN an email target for account_removed and discovered accounts WHEN two accounts
+    vanish and discovery runs as a queue item THEN one account_removed message names both
+    and says how long their backups stay; a run that removes nothing tells nothing."""
+    from jobs import notifications, senders
+    from jobs.models import Notification, NotificationTarget
+
+    monkeypatch.setattr(discovery.mysql, "server", NoDatabases)
+    target = NotificationTarget(name="ops", events=["account_removed"])
+    notifications.save_target(target, senders.parse_target("ops@example.com"))
+
+    def run_discovery() -> QueueItem:
+        item = queue.enqueue(QueueItem.Kind.DISCOVERY, dispatch=False)
+        queue.run_item(item.pk, QueueItem.Kind.DISCOVERY, discovery.run)
+        item.refresh_from_db()
+        return item
+
+    run_discovery()
+    assert not Notification.objects.exists()
+    cpanel.remove_account(f"{p}u10")
+    cpanel.remove_account(f"{p}u11")
+    cpanel.write()
+    item = run_discovery()
+
+    (message,) = Notification.objects.filter(event="account_removed")
+    assert message.queue_item == item
+    assert "2 accounts are gone from the server" in message.subject
+    assert f"gone: {p}u10" in message.body
+    assert f"gone: {p}u11" in message.body
+    assert "30 days" in message.body
