@@ -260,10 +260,10 @@ class ProgressBoard:
         self.reporter = reporter
         self.abort = False
         self._lock = threading.Lock()
-        self._counts: dict[str, tuple[int, int, int, int]] = {}
+        self._counts: dict[str, tuple[int, int, int, int, int, int]] = {}
         self._lines: list[str] = []
 
-    def sink(self, account: str) -> AccountProgress:
+    def sink(self, account: str) -> native.ProgressSink:
         return AccountProgress(self, account)
 
     def publish(self) -> None:
@@ -278,6 +278,8 @@ class ProgressBoard:
                 bytes_total=sum(c[1] for c in counts),
                 files_done=sum(c[2] for c in counts),
                 files_total=sum(c[3] for c in counts),
+                bytes_unchanged=sum(c[4] for c in counts),
+                files_unchanged=sum(c[5] for c in counts),
             )
 
 
@@ -288,9 +290,19 @@ class AccountProgress:
         self.board = board
         self.account = account
 
-    def progress(self, *, bytes_done: int, bytes_total: int, files_done: int, files_total: int) -> None:
+    def progress(
+        self,
+        *,
+        bytes_done: int,
+        bytes_total: int,
+        files_done: int,
+        files_total: int,
+        bytes_unchanged: int = 0,
+        files_unchanged: int = 0,
+    ) -> None:
+        counts = (bytes_done, bytes_total, files_done, files_total, bytes_unchanged, files_unchanged)
         with self.board._lock:
-            self.board._counts[self.account] = (bytes_done, bytes_total, files_done, files_total)
+            self.board._counts[self.account] = counts
 
     def log(self, message: str, *, level: str = "info") -> None:
         line = message if level == "info" else f"{level}: {message}"
