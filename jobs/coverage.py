@@ -9,6 +9,7 @@ may match), `resellers` (the account's reseller is one of them) and `skip_suspen
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
@@ -36,18 +37,31 @@ def why_skipped(job: BackupJob, account: Account) -> str:
     return ""
 
 
-def covered(job: BackupJob) -> Coverage:
+def candidates(job: BackupJob, accounts: Iterable[Account], listed: Iterable[int]) -> list[Account]:
+    """Before the filters: `listed` (the job's own account ids) for `selected`, else every
+    account that is on this server (a home, not removed). From rows already loaded."""
     if job.accounts_mode == BackupJob.AccountsMode.SELECTED:
-        candidates = list(job.accounts.order_by("username"))
-    else:
-        candidates = list(
-            Account.objects.filter(removed_at__isnull=True).exclude(home="").order_by("username")
-        )
+        chosen = set(listed)
+        return [a for a in accounts if a.pk in chosen]
+    return [a for a in accounts if a.home and a.removed_at is None]
+
+
+def choose(job: BackupJob, accounts: Iterable[Account], listed: Iterable[int]) -> Coverage:
+    """The accounts a run of `job` covers, from rows already loaded (the dashboard's way)."""
     coverage = Coverage(accounts=[])
-    for account in candidates:
+    for account in sorted(candidates(job, accounts, listed), key=lambda a: a.username):
         why = why_skipped(job, account)
         if why:
             coverage.skipped[account.username] = why
         else:
             coverage.accounts.append(account)
     return coverage
+
+
+def covered(job: BackupJob) -> Coverage:
+    """The accounts a run of `job` starting now covers (a backup run's way)."""
+    if job.accounts_mode == BackupJob.AccountsMode.SELECTED:
+        rows = list(job.accounts.all())
+    else:
+        rows = list(Account.objects.filter(removed_at__isnull=True).exclude(home=""))
+    return choose(job, rows, [a.pk for a in rows])

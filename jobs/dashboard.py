@@ -26,6 +26,7 @@ from django.utils import timezone
 from destinations import cron
 from destinations.models import Destination, Snapshot
 
+from . import coverage
 from .models import Account, BackupJob, QueueItem
 
 Status = QueueItem.Status
@@ -112,9 +113,9 @@ def _failed_accounts(run: QueueItem) -> set[str] | None:
 
 
 def covered_accounts(job: BackupJob, accounts: dict[int, Account], listed: list[int]) -> list[Account]:
-    """The accounts a run of `job` backs up, from rows already loaded (no query per job): the
-    accounts it lists. The one place that says which accounts a job covers on this page."""
-    return [accounts[pk] for pk in listed if pk in accounts]
+    """The accounts a run of `job` backs up, from rows already loaded (no query per job), by
+    the rule the runs use (jobs/coverage.py): all accounts or the listed ones, filtered."""
+    return coverage.choose(job, accounts.values(), listed).accounts
 
 
 def is_connection_error(error: str) -> bool:

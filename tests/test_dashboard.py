@@ -53,7 +53,7 @@ def _job(
         destination=destination,
         schedule=schedule,
         enabled=enabled,
-        **fields,
+        **{"accounts_mode": "selected", **fields},  # the accounts given, unless a test says all
     )
     job.accounts.set(accounts)
     BackupJob.objects.filter(pk=job.pk).update(created=timezone.now() - age)
@@ -181,6 +181,22 @@ def test_accounts_in_no_enabled_scheduled_job_are_shown_as_not_scheduled(client,
     listed = re.findall(r'<ul[^>]*id="not-scheduled".*?</ul>', section, re.S)[0]
     assert set(re.findall(r'data-account="([^"]+)"', listed)) == {"dashbyhand", "dashdisabled", "dashalone"}
     assert _red_rows(section) == {}
+
+
+def test_an_all_accounts_job_schedules_every_account_on_the_server_but_removed_and_filtered_ones(
+    client, admin, destination
+):
+    """GIVEN a scheduled job over all accounts that excludes dashskip* WHEN the dashboard is
+    built THEN only the excluded and the removed accounts are "not scheduled"; the others are
+    covered without being listed on the job."""
+    _account("dashnew")
+    _account("dashskipme")
+    gone = _account("dashgone")
+    Account.objects.filter(pk=gone.pk).update(removed_at=timezone.now())
+    _job(destination, [], accounts_mode="all", exclude=["dashskip*"])
+    section = _section(_page(client, admin), "at-risk")
+    listed = re.findall(r'<ul[^>]*id="not-scheduled".*?</ul>', section, re.S)[0]
+    assert set(re.findall(r'data-account="([^"]+)"', listed)) == {"dashskipme", "dashgone"}
 
 
 # --- failures, runs, stored bytes, destinations ----------------------------------------------------
