@@ -30,6 +30,8 @@ NOT_PAGES = {
     "jobs:queue-abort",
     "jobs:queue-rows",
     "jobs:dashboard-runs",
+    "jobs:account-discover",
+    "jobs:discovery-schedule",
     "jobs:snapshot-restore",
     "jobs:snapshot-download",
     "jobs:snapshot-lock",
