@@ -58,6 +58,8 @@ class Destination(models.Model):
         "passive",
         "tls_fingerprint",
         "reindex_schedule",
+        "verify_schedule",
+        "verify_read_percent",
         "read_only",
         "disabled",
     )
@@ -140,6 +142,20 @@ class Destination(models.Model):
         help_text="Cron expression (minute hour day month weekday) for an automatic reindex, "
         "typically just after cPanel's nightly backup, e.g. '30 5 * * *'. Empty: only on demand.",
     )
+    verify_schedule = models.CharField(
+        max_length=100,
+        blank=True,
+        default="0 4 * * 0",
+        validators=[validate_cron],
+        help_text="Cron expression for an automatic integrity check (weekly by default: Sunday 04:00). "
+        "Empty: only on demand.",
+    )
+    verify_read_percent = models.PositiveSmallIntegerField(
+        default=5,
+        validators=[MinValueValidator(0), MaxValueValidator(100)],
+        help_text="Share of the stored bytes a scheduled integrity check downloads and checks (0-100); "
+        "each check reads other files, so every file is read over time.",
+    )
     read_only = models.BooleanField(
         default=False,
         help_text="Only read from this destination (restore, download, reindex); never write or delete.",
@@ -152,6 +168,13 @@ class Destination(models.Model):
         "jobs.QueueItem", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", editable=False
     )
     last_reindex = models.DateTimeField(null=True, blank=True, editable=False)
+    # The last integrity check: when, and its summary ({"ok", "damaged", "orphans", ...}).
+    verified_at = models.DateTimeField(null=True, blank=True, editable=False)
+    verify_result = models.JSONField(default=dict, blank=True, editable=False)
+    # Where the next check's sample starts (a bucket 0-99) and the key that spreads files over
+    # the buckets: each check reads the next read_percent buckets, so all are read over time.
+    verify_cursor = models.PositiveSmallIntegerField(default=0, editable=False)
+    verify_salt = models.CharField(max_length=64, blank=True, editable=False)
     # The last Validate of exactly the saved settings (destinations.validated keeps it true).
     validated_at = models.DateTimeField(null=True, blank=True, editable=False)
     validated_ok = models.BooleanField(null=True, blank=True, editable=False)
@@ -293,6 +316,10 @@ class Snapshot(models.Model):
     remote_mtime = models.DateTimeField(null=True, blank=True)
     remote_key = models.CharField(max_length=255, blank=True)
     indexed = models.DateTimeField(null=True, blank=True)
+    # The last integrity check of this backup and what it found: [{"path", "problem"}]. A
+    # backup with problems is damaged: it stays restorable, and restores what is intact.
+    verified_at = models.DateTimeField(null=True, blank=True)
+    verify_problems = models.JSONField(default=list, blank=True)
     # Engine details a restore needs (cPanel: the archive's top folder, its pieces, ...).
     meta = models.JSONField(default=dict, blank=True)
 
@@ -309,6 +336,11 @@ class Snapshot(models.Model):
     @property
     def complete(self) -> bool:
         return self.state == self.State.COMPLETE
+
+    @property
+    def damaged(self) -> bool:
+        """The last integrity check found something missing or corrupt (orphans alone are not damage)."""
+        return any(not p.get("problem", "").startswith("orphan") for p in self.verify_problems)
 
     @property
     def restorable(self) -> bool:

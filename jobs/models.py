@@ -269,6 +269,7 @@ class QueueItem(models.Model):
         BACKUP = "backup", "Backup"
         ROTATION = "rotation", "Rotation"
         REINDEX = "reindex", "Reindex"
+        VERIFY = "verify", "Integrity check"
         RESTORE = "restore", "Restore"
         DOWNLOAD = "download", "Download"
         DISCOVERY = "discovery", "Account discovery"
