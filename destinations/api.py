@@ -127,3 +127,32 @@ class DestinationViewSet(StrictBodyMixin, viewsets.ModelViewSet):
             return Response({"detail": "This destination is disabled."}, status=status.HTTP_409_CONFLICT)
         item = reindex.queue_reindex(destination, requested_by=request.user)
         return Response(QueueItemSerializer(item).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        request=inline_serializer(
+            "VerifyRequest", {"read_percent": serializers.IntegerField(min_value=0, max_value=100)}
+        ),
+        responses={202: OpenApiTypes.OBJECT},
+    )
+    @action(detail=True, methods=["post"])
+    def verify(self, request: Request, pk: str | None = None) -> Response:
+        """Queue an integrity check reading `read_percent` (0-100, default the destination's
+        scheduled share) of the stored bytes, or answer the one already queued."""
+        from jobs import verify
+        from jobs.api import QueueItemSerializer
+
+        destination = self.get_object()
+        if destination.disabled:
+            return Response({"detail": "This destination is disabled."}, status=status.HTTP_409_CONFLICT)
+        body: dict[str, Any] = request.data if isinstance(request.data, dict) else {}
+        unknown = sorted(set(body) - {"read_percent"})
+        if unknown:
+            return Response(
+                {name: ["Unknown field."] for name in unknown}, status=status.HTTP_400_BAD_REQUEST
+            )
+        try:
+            percent = verify.parse_read_percent(body.get("read_percent", destination.verify_read_percent))
+        except verify.ReadPercentInvalid as exc:
+            return Response({"read_percent": [str(exc)]}, status=status.HTTP_400_BAD_REQUEST)
+        item = verify.queue_verify(destination, percent, requested_by=request.user)
+        return Response(QueueItemSerializer(item).data, status=status.HTTP_202_ACCEPTED)

@@ -57,6 +57,10 @@ def record_native(
     `previous`: the generation this one was written over, when the snapshot's listing is that
     generation's. Only the folders that changed since then get new listing blobs.
     """
+    if snapshot.generation != manifest.generation:
+        # A new generation was written over what the last integrity check saw (the damaged
+        # files stored again): its findings no longer describe this backup.
+        snapshot.verified_at, snapshot.verify_problems = None, []
     root = _updated_listing(snapshot, manifest, previous) or listing.build(native_entries(manifest))
     cache_manifest(snapshot, manifest)
     snapshot.listing_root = root

@@ -132,16 +132,29 @@ def _present_size(
 
 
 def check_native_backup(
-    store: RemoteStore, path: str, sample: Sample, tick: Tick | None = None
+    store: RemoteStore,
+    path: str,
+    sample: Sample,
+    tick: Tick | None = None,
+    *,
+    cached: Manifest | None = None,
 ) -> BackupResult:
-    """Presence, sizes and a sample of contents of one native backup folder `path`."""
+    """Presence, sizes and a sample of contents of one native backup folder `path`.
+
+    `cached`: the panel's copy of the backup's manifest. It stands in for the destination's
+    when the newest manifest there has its generation and size, unless the sample picks the
+    manifest: then (and always with read_percent 100) the destination's is downloaded and
+    decoded.
+    """
     result = BackupResult(path)
     top = _listing(store, path)
     if top is None:
         result.problem(path, "the backup folder is missing")
         return result
     try:
-        manifest = read_manifest(store, path, listing=list(top.values()))
+        newest = newest_manifest(top.values())
+        use_cached = cached if newest is None or not sample.picks(f"{path}/{newest}") else None
+        manifest = read_manifest(store, path, listing=list(top.values()), cached=use_cached)
     except (ManifestMissing, ManifestCorrupt, ObjectCorrupt) as exc:
         result.problem(path, f"no manifest decodes: {exc}")
         return result

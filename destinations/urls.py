@@ -10,5 +10,6 @@ urlpatterns = [
     path("<int:pk>/", views.destination_edit, name="edit"),
     path("<int:pk>/delete/", views.destination_delete, name="delete"),
     path("<int:pk>/reindex/", views.destination_reindex, name="reindex"),
+    path("<int:pk>/verify/", views.destination_verify, name="verify"),
     path("<int:pk>/status/", views.destination_status, name="status"),
 ]

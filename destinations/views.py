@@ -59,13 +59,24 @@ def _status_context(destination: Destination) -> dict[str, object]:
         .order_by("-created")
         .first()
     )
+    verify_item = (
+        QueueItem.objects.filter(kind=QueueItem.Kind.VERIFY, destination=destination)
+        .order_by("-created")
+        .first()
+    )
     snapshots = (
         Snapshot.objects.filter(destination=destination)
         .select_related("account__owner")
         .defer("parts", "problems", "meta", "listing_root")  # big, and not shown
         .order_by("account_name", "-created")
     )
-    return {"reindex_item": item, "snapshots": snapshots[:500], "snapshot_count": snapshots.count()}
+    return {
+        "reindex_item": item,
+        "verify_item": verify_item,
+        "busy": any(i is not None and not i.is_finished for i in (item, verify_item)),
+        "snapshots": snapshots[:500],
+        "snapshot_count": snapshots.count(),
+    }
 
 
 @staff_required
@@ -87,6 +98,34 @@ def destination_reindex(request: HttpRequest, pk: int) -> HttpResponse:
         reindex.queue_reindex(destination, requested_by=request.user)
     if is_htmx(request):
         return destination_status(request, pk)
+    return redirect("destinations:edit", pk=pk)
+
+
+@staff_required
+@require_POST
+def destination_verify(request: HttpRequest, pk: int) -> HttpResponse:
+    """Queue an integrity check reading the share of stored bytes the form asks for."""
+    from jobs import verify
+
+    destination = get_object_or_404(Destination, pk=pk)
+    raw = request.POST.get("read_percent", "").strip()
+    error = ""
+    try:
+        percent = verify.parse_read_percent(
+            int(raw) if raw.isdigit() else raw or destination.verify_read_percent
+        )
+    except verify.ReadPercentInvalid as exc:
+        error = str(exc)
+    else:
+        if destination.disabled:
+            error = "This destination is disabled."
+        else:
+            verify.queue_verify(destination, percent, requested_by=request.user)
+    if is_htmx(request):
+        context = {"destination": destination, "verify_error": error, **_status_context(destination)}
+        return render(request, "destinations/_status.html", context)
+    if error:
+        messages.error(request, error)
     return redirect("destinations:edit", pk=pk)
 
 

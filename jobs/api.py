@@ -311,6 +311,9 @@ class SnapshotSerializer(serializers.ModelSerializer):
     account = serializers.CharField(source="account_name", read_only=True)
     complete = serializers.BooleanField(read_only=True)
     parts = serializers.SerializerMethodField()
+    damaged = serializers.BooleanField(read_only=True)
+    # What the last integrity check found: [{"path", "problem"}] (orphans included, not damage).
+    problems = serializers.JSONField(source="verify_problems", read_only=True)
 
     class Meta:
         model = Snapshot
@@ -327,6 +330,9 @@ class SnapshotSerializer(serializers.ModelSerializer):
             "locked",
             "flags",
             "parts",
+            "verified_at",
+            "damaged",
+            "problems",
         ]
         read_only_fields = fields
 

@@ -87,6 +87,8 @@ def retry_delay() -> float:
 class Target:
     snapshot: Snapshot
     previous: native.Manifest | None
+    # Packs of the slot an integrity check found missing or corrupt: their files are stored again.
+    damaged_packs: frozenset[str] = frozenset()
 
 
 def run(item: QueueItem, reporter: queue.Reporter) -> dict[str, Any]:
@@ -384,6 +386,7 @@ def write(job: BackupJob, prepared: Prepared, session: FtpSession, progress: Any
         compression=job.compression,
         progress=progress,
         previous=prepared.target.previous,
+        damaged_packs=prepared.target.damaged_packs,
     )
 
 
@@ -444,7 +447,7 @@ def _update(slot: Snapshot, session: FtpSession) -> Target:
         previous = native.read_manifest(conn, slot.path, cached=catalog.cached_manifest(slot))
     Snapshot.objects.filter(pk=slot.pk).update(state=State.UPDATING)
     slot.state = State.UPDATING
-    return Target(snapshot=slot, previous=previous)
+    return Target(snapshot=slot, previous=previous, damaged_packs=damaged_packs(slot))
 
 
 def _resume(slot: Snapshot, session: FtpSession) -> Target:
@@ -457,7 +460,20 @@ def _resume(slot: Snapshot, session: FtpSession) -> Target:
             previous = None
     Snapshot.objects.filter(pk=slot.pk).update(state=State.UPDATING if previous else State.WRITING)
     slot.state = State.UPDATING if previous else State.WRITING
-    return Target(snapshot=slot, previous=previous)
+    return Target(snapshot=slot, previous=previous, damaged_packs=damaged_packs(slot))
+
+
+def damaged_packs(slot: Snapshot) -> frozenset[str]:
+    """The slot's packs its last integrity check found missing, cut short or corrupt."""
+    prefix = f"{slot.path}/packs/"
+    return frozenset(
+        path[len(prefix) :]
+        for problem in slot.verify_problems
+        if isinstance(problem, dict)
+        and isinstance(path := problem.get("path"), str)
+        and path.startswith(prefix)
+        and not str(problem.get("problem", "")).startswith("orphan")
+    )
 
 
 def _forget_unfinished(unfinished: Any, session: FtpSession) -> None:

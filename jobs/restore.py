@@ -947,6 +947,11 @@ def run(item: QueueItem, reporter: queue.Reporter) -> dict[str, Any]:
         f"Restoring {snapshot.path} into account {account.username} "
         f"({'over the current files' if plan.overwrite else 'into a new folder'})"
     )
+    if snapshot.damaged:
+        reporter.log(
+            "Warning: this backup is damaged (integrity check of "
+            f"{snapshot.verified_at:%Y-%m-%d %H:%M %Z}): what is intact is restored, the rest is listed as skipped"
+        )
     progress = queue.EngineProgress(reporter)
     with aborts(), open_session(snapshot.destination) as session:
         if snapshot.engine == Engine.NATIVE:

@@ -54,6 +54,10 @@ def reindex_task_name(destination_id: int) -> str:
     return f"reindex destination {destination_id}"
 
 
+def verify_task_name(destination_id: int) -> str:
+    return f"verify destination {destination_id}"
+
+
 def periodic_task(name: str) -> PeriodicTask | None:
     return PeriodicTask.objects.filter(name=name).first()
 

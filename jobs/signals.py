@@ -34,11 +34,19 @@ def destination_saved(sender: type, instance: Destination, **kwargs: Any) -> Non
         enabled=not instance.disabled,
         args=[instance.pk],
     )
+    schedules.sync(
+        schedules.verify_task_name(instance.pk),
+        "jobs.tasks.scheduled_verify",
+        instance.verify_schedule,
+        enabled=not instance.disabled,
+        args=[instance.pk],
+    )
 
 
 @receiver(post_delete, sender=Destination)
 def destination_deleted(sender: type, instance: Destination, **kwargs: Any) -> None:
     schedules.remove(schedules.reindex_task_name(instance.pk))
+    schedules.remove(schedules.verify_task_name(instance.pk))
 
 
 def discovery_schedule(sender: Any, **kwargs: Any) -> None:

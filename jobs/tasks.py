@@ -46,6 +46,22 @@ def run_reindex(item_id: int) -> None:
     queue.run_item(item_id, QueueItem.Kind.REINDEX, reindex.run)
 
 
+@shared_task
+def scheduled_verify(destination_id: int) -> None:
+    from . import verify
+
+    destination = Destination.objects.filter(pk=destination_id, disabled=False).first()
+    if destination is not None:
+        verify.queue_verify(destination, destination.verify_read_percent)
+
+
+@shared_task(acks_late=True)
+def run_verify(item_id: int) -> None:
+    from . import verify
+
+    queue.run_item(item_id, QueueItem.Kind.VERIFY, verify.run)
+
+
 @shared_task(acks_late=True)
 def run_restore(item_id: int) -> None:
     from . import restore
@@ -147,6 +163,7 @@ def daily_summary() -> int:
 TASKS_BY_KIND: dict[str, Any] = {
     QueueItem.Kind.BACKUP: run_backup,
     QueueItem.Kind.REINDEX: run_reindex,
+    QueueItem.Kind.VERIFY: run_verify,
     QueueItem.Kind.RESTORE: run_restore,
     QueueItem.Kind.DOWNLOAD: run_download,
     QueueItem.Kind.ROTATION: run_rotation,

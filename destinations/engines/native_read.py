@@ -465,10 +465,12 @@ class _Restorer:
                 transfers += 1
                 try:
                     _fetch_run(store, path, start, length, members, self)
-                except PermanentError as exc:  # the pack is missing or unreadable: skip its files
-                    for piece in members:
+                except (PermanentError, ObjectCorrupt) as exc:  # missing, unreadable or cut short
+                    for piece in members:  # skip its files (those not already whole)
                         with piece.state.lock:
-                            if not piece.state.failed:
+                            if not piece.state.failed and piece.state.received < len(
+                                piece.state.entry.chunks
+                            ):
                                 self.fail(piece.state, f"cannot read {posixpath.basename(path)}: {exc}")
         return transfers
 

@@ -29,7 +29,7 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -564,8 +564,14 @@ class _Plan:
     reclaimed_packs: set[str]
 
 
-def plan_incremental(tree: SourceTree, previous: Manifest | None, pack_size: int) -> _Plan:
+def plan_incremental(
+    tree: SourceTree, previous: Manifest | None, pack_size: int, damaged_packs: Collection[str] = ()
+) -> _Plan:
     """Which files keep their stored chunks, which are (re)packed, which old packs are reclaimed.
+
+    A file with a chunk in one of `damaged_packs` (an integrity check found the pack missing
+    or corrupt) is treated as changed, and its stored version is never reused, even in part:
+    the slot is repaired by storing it again.
 
     Reclaim rule: an old pack whose live bytes fall below RECLAIM_LIVE_RATIO of its size, or,
     once more than SMALL_PACKS_LIMIT packs are smaller than SMALL_PACK_RATIO of the pack size,
@@ -577,10 +583,14 @@ def plan_incremental(tree: SourceTree, previous: Manifest | None, pack_size: int
     old = previous.entry_map() if previous else {}
     reused: dict[bytes, Entry] = {}
     jobs: list[_FileJob] = []
+    damaged = set(damaged_packs)
     for entry in tree.entries:
         if entry.type != "f":
             continue
         before = old.get(entry.path)
+        if before is not None and damaged and any(chunk.pack in damaged for chunk in before.chunks):
+            jobs.append(_FileJob(entry))
+            continue
         if before is not None and before.type == "f" and before.same_metadata(entry):
             # A new owner alone is new metadata, not new content: the chunks stay.
             reused[entry.path] = (
@@ -1106,6 +1116,7 @@ def write_backup(
     previous: Manifest | None = None,
     pack_size: int = PACK_SIZE,
     chunk_size: int = CHUNK_SIZE,
+    damaged_packs: Collection[str] = (),
 ) -> Manifest:
     """Write a backup into `<account>/<backup_id>/` and commit it; returns the new manifest.
 
@@ -1134,7 +1145,11 @@ def write_backup(
         # Plan from the manifest on the destination, not the caller's copy (which may be a
         # header without entries, e.g. from list_backups).
         current = _prepare_slot(conn, base, previous, reporter)
-    plan = plan_incremental(tree, current, pack_size) if tree is not None else _Plan([], {}, [], set())
+    plan = (
+        plan_incremental(tree, current, pack_size, damaged_packs)
+        if tree is not None
+        else _Plan([], {}, [], set())
+    )
     if tree is not None:
         for skipped in tree.skipped:
             reporter.skipped(skipped.path, skipped.reason)

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('jobs', '0002_queue_item_unchanged_counts'),
+        ('jobs', '0003_notification_targets'),
     ]
 
     operations = [
