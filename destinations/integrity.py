@@ -171,6 +171,7 @@ def check_native_backup(
             result.problem(f"{path}/{rel}", f"{size} bytes, the manifest says {pack.size}")
             result.damaged_packs.add(pack.name)
         present[pack.name] = size is not None and size == pack.size
+    intact_dumps = set()
     for db in manifest.databases:
         folder, name = posixpath.split(f"{path}/{db.object}")
         size = _present_size(store, db_listed, folder, name)
@@ -178,11 +179,13 @@ def check_native_backup(
             result.problem(f"{path}/{db.object}", "missing")
         elif size != db.stored:
             result.problem(f"{path}/{db.object}", f"{size} bytes, the manifest says {db.stored}")
+        else:
+            intact_dumps.add(db.object)
     for name in sorted(_orphans(manifest, top, packs_listed, db_listed)):
         result.problem(f"{path}/{name}", "orphan: no manifest refers to it (kept)")
     _sample_files(store, path, manifest, sample, present, result, tick)
     for db in manifest.databases:
-        if not sample.picks(f"{path}/{db.object}"):
+        if db.object not in intact_dumps or not sample.picks(f"{path}/{db.object}"):
             continue
         try:
             download_dump(store, path, manifest, db.name, _Discard())
