@@ -21,7 +21,7 @@ from destinations import catalog, integrity, reindex
 from destinations.engines import native
 from destinations.models import Destination, Engine, Snapshot
 from jobs import queue, schedules, verify
-from jobs.models import QueueItem
+from jobs.models import Notification, NotificationTarget, QueueItem
 from tests.cpanel_archives import make_account_archive
 from tests.fakes import Counting, FakeSession, Recorder
 from tests.fixtures_jobs import make_job, run_job
@@ -140,10 +140,17 @@ def test_verify_finds_deleted_truncated_and_flipped_packs_a_missing_dump_and_orp
     )
     stray_folder.mkdir()
 
+    target = NotificationTarget.objects.create(
+        name=f"ops-{secrets.token_hex(3)}", url_display="mailto:ops@example.com", events=["integrity_problem"]
+    )
+
     item = run_verify(native_destination, 100)
 
     assert item.status == "partial"
     assert item.error == "3 backups damaged"
+    told = Notification.objects.get(target=target, event="integrity_problem")
+    assert "3 damaged backups" in told.subject
+    assert told.queue_item_id == item.pk
     assert problems_of(first) == [
         f"{first.path}/packs/{deleted_pack}: missing",
         f"{first.path}/{dump}: missing",
