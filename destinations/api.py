@@ -28,7 +28,9 @@ class DestinationSerializer(ModelCleanSerializer):
 
     class Meta:
         model = Destination
-        fields = ["id", *Destination.SETTINGS]
+        # The last integrity check: when, and its summary (ok, backups, damaged, orphans, ...).
+        fields = ["id", *Destination.SETTINGS, "verified_at", "verify_result"]
+        read_only_fields = ["verified_at", "verify_result"]
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         creating = self.instance is None

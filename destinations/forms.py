@@ -47,6 +47,7 @@ class DestinationForm(ModelLimitsMixin, PasswordEntry):
             self.fields["password"].widget.attrs["placeholder"] = "unchanged"
         self.fields["directory"].widget.attrs["placeholder"] = "backups"
         self.fields["reindex_schedule"].widget.attrs["placeholder"] = "30 5 * * *"
+        self.fields["verify_read_percent"].required = False  # blank: the default share
         self.helper = FormHelper()
         self.helper.form_tag = False
         self.helper.layout = Layout(
@@ -56,6 +57,11 @@ class DestinationForm(ModelLimitsMixin, PasswordEntry):
                 "engine",
                 "directory",
                 Div("reindex_schedule", css_id="reindex-schedule-group"),
+                Div(
+                    Div("verify_schedule", css_class="col-md-8"),
+                    Div("verify_read_percent", css_class="col-md-4"),
+                    css_class="row",
+                ),
                 Div("read_only", "disabled", css_class="d-flex gap-4"),
             ),
             Fieldset(
@@ -81,6 +87,11 @@ class DestinationForm(ModelLimitsMixin, PasswordEntry):
                 "tls_fingerprint",
             ),
         )
+
+    def clean_verify_read_percent(self) -> int:
+        value = self.cleaned_data.get("verify_read_percent")
+        default: int = Destination._meta.get_field("verify_read_percent").get_default()
+        return default if value is None else int(value)
 
     @property
     def username_is_root(self) -> bool:

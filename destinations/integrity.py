@@ -50,7 +50,7 @@ from .ftp import FtpError, PermanentError, RemoteEntry, RemoteStore
 logger = logging.getLogger(__name__)
 
 BUCKETS = 100
-MAX_RUN = 64 * 1024 * 1024  # one ranged download reads at most this much
+MAX_RUN = 16 * 1024 * 1024  # one ranged download reads at most this much
 ROOT_FILES = {"BACKUPSITE-FORMAT.txt"}
 # A damaged backup lists at most this many problems (a pack holding 10,000 files is one
 # problem, not 10,000).
@@ -245,32 +245,38 @@ def _sample_files(
         chosen.append(entry)
     if not chosen:
         return
-    # Decoded chunks wait here until their file is whole; a big file's chunks live in packs of
-    # their own, in file order, so at most one big file is partly read at a time.
-    pending: dict[int, list[bytes | None]] = {}
+    # Each file is hashed as its chunks arrive in file order; a chunk that arrives early waits
+    # in `early`. A big file's chunks fill packs of their own in file order and packs are read
+    # in name order, so chunks arrive in order and memory stays at one download.
+    digests = {number: hashlib.sha256() for number in range(len(chosen))}
+    next_index = dict.fromkeys(range(len(chosen)), 0)
+    early: dict[tuple[int, int], bytes] = {}
     by_pack: dict[str, list[tuple[ChunkRef, int, int]]] = defaultdict(list)
     for number, entry in enumerate(chosen):
-        pending[number] = [None] * len(entry.chunks)
         for index, chunk in enumerate(entry.chunks):
             by_pack[chunk.pack].append((chunk, number, index))
     failed: set[int] = set()
 
-    def settle(number: int) -> None:
-        pieces = pending[number]
-        if number in failed or any(piece is None for piece in pieces):
-            return
+    def drop(number: int) -> None:
+        """The file cannot be checked (reported once, where it failed): keep none of it."""
+        failed.add(number)
+        for waiting in [waiting for waiting in early if waiting[0] == number]:
+            del early[waiting]
+
+    def arrive(number: int, index: int, data: bytes) -> None:
+        early[(number, index)] = data
         entry = chosen[number]
-        digest = hashlib.sha256()
-        for piece in pieces:
-            assert piece is not None
-            digest.update(piece)
-        if digest.hexdigest() != entry.sha256:
+        while (number, next_index[number]) in early:
+            digests[number].update(early.pop((number, next_index[number])))
+            next_index[number] += 1
+        if next_index[number] < len(entry.chunks):
+            return
+        if digests.pop(number).hexdigest() != entry.sha256:
             result.problem(
                 f"{path}/{PACKS_DIR}/{entry.chunks[0].pack}",
                 f"{entry.display}: the content's sha256 does not match",
             )
             result.damaged_packs.update(chunk.pack for chunk in entry.chunks)
-        del pending[number]
         result.files_read += 1
 
     # Pack names sort by generation and number, which is a big file's chunk order: its decoded
@@ -287,7 +293,8 @@ def _sample_files(
             except PermanentError as exc:
                 result.problem(f"{path}/{PACKS_DIR}/{pack}", f"could not be read: {exc.message}")
                 result.damaged_packs.add(pack)
-                failed.update(number for _, number, _ in run)
+                for _, number, _ in run:
+                    drop(number)
                 continue
             result.bytes_read += end - start
             if tick:
@@ -299,13 +306,13 @@ def _sample_files(
                 try:
                     if len(stored) != chunk.stored:
                         raise ObjectCorrupt(f"the pack ends before the chunk at {chunk.offset}")
-                    pending[number][index] = decode_chunk(chunk, stored)
+                    decoded = decode_chunk(chunk, stored)
                 except ObjectCorrupt as exc:
-                    failed.add(number)
+                    drop(number)
                     result.problem(f"{path}/{PACKS_DIR}/{pack}", f"{chosen[number].display}: {exc}")
                     result.damaged_packs.add(pack)
                     continue
-                settle(number)
+                arrive(number, index, decoded)
 
 
 def _runs(refs: list[tuple[ChunkRef, int, int]]) -> Iterator[list[tuple[ChunkRef, int, int]]]:

@@ -188,9 +188,16 @@ def _check_cpanel(
 def _record(
     snapshot: Snapshot, result: integrity.BackupResult, summary: dict[str, Any], reporter: Reporter
 ) -> None:
-    Snapshot.objects.filter(pk=snapshot.pk).update(
-        verified_at=timezone.now(), verify_problems=result.problems
+    # A backup run that took the slot during the check changes what lies there: what this
+    # check saw (packs deleted after the new commit, new packs) says nothing about it.
+    recorded = (
+        Snapshot.objects.filter(pk=snapshot.pk, generation=snapshot.generation)
+        .exclude(state__in=SKIPPED_STATES)
+        .update(verified_at=timezone.now(), verify_problems=result.problems)
     )
+    if not recorded:
+        reporter.log(f"{snapshot.path}: changed during the check (a backup run); not recorded")
+        return
     snapshot.verify_problems = result.problems
     if snapshot.damaged:
         summary["damaged"].append(

@@ -123,6 +123,9 @@ def test_api_defaults_match_the_issue(api):
     assert body["concurrency"] == 2
     assert body["passive"] is True
     assert body["engine"] == "native"
+    assert body["verify_schedule"] == "0 4 * * 0", "weekly integrity check"
+    assert body["verify_read_percent"] == 5
+    assert body["verified_at"] is None
     assert set(body) == {
         "id",
         "name",
@@ -138,8 +141,12 @@ def test_api_defaults_match_the_issue(api):
         "passive",
         "tls_fingerprint",
         "reindex_schedule",
+        "verify_schedule",
+        "verify_read_percent",
         "read_only",
         "disabled",
+        "verified_at",
+        "verify_result",
     }
 
 

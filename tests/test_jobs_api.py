@@ -306,6 +306,9 @@ def test_snapshots_filter_by_account_and_destination_and_lock(api, destination, 
         "locked",
         "flags",
         "parts",
+        "verified_at",
+        "damaged",
+        "problems",
     }
     assert api.get(f"/api/v1/snapshots/?destination={destination.pk}").json()["count"] == 2
     assert api.get("/api/v1/snapshots/?destination=999").json()["count"] == 0
