@@ -40,12 +40,11 @@ from .engines.native_common import (
     ManifestCorrupt,
     ManifestMissing,
     ObjectCorrupt,
-    Session,
 )
 from .engines.native_manifest import ChunkRef, Entry, Manifest
 from .engines.native_read import decode_chunk, download_dump, read_manifest
 from .engines.tarsafe import IterStream
-from .ftp import FtpError, PermanentError, RemoteEntry, RemoteStore
+from .ftp import PermanentError, RemoteEntry, RemoteStore
 
 logger = logging.getLogger(__name__)
 
@@ -341,8 +340,8 @@ def unknown_folders(store: RemoteStore, known: set[str]) -> list[dict[str, str]]
     except PermanentError:
         return found
     for entry in sorted(root, key=lambda e: e.name):
-        if entry.type == "file" and entry.name in ROOT_FILES:
-            continue
+        if (entry.type == "file" and entry.name in ROOT_FILES) or entry.name.startswith("."):
+            continue  # ours, or the server's own (.ftpquota)
         if entry.type != "dir" or not ACCOUNT_RE.match(entry.name):
             found.append({"path": entry.name, "problem": "orphan: not a backup (kept)"})
             continue
@@ -437,9 +436,7 @@ def _read_cpanel(store: RemoteStore, archive: CpanelArchive, result: BackupResul
 __all__ = [
     "BackupResult",
     "CpanelArchive",
-    "FtpError",
     "Sample",
-    "Session",
     "check_cpanel_archives",
     "check_native_backup",
     "unknown_folders",
