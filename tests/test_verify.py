@@ -351,6 +351,54 @@ def test_a_verify_at_0_percent_costs_listings_only_and_at_100_reads_every_byte_o
     assert counting.calls["listdir"] == 2 + 3 * len(snapshots)
 
 
+def _fake_backup(tmp_path: Path, pack_size: int = 64 * 1024) -> tuple[FakeSession, native.Manifest]:
+    session = FakeSession(tmp_path / "destination", max_connections=1)
+    home = tmp_path / "home"
+    home.mkdir()
+    for number in range(40):
+        (home / f"f{number}.bin").write_bytes(os.urandom(30_000))
+        (home / f"t{number}.txt").write_bytes(b"compressible line %d\n" % number * 2000)
+    manifest = native.write_backup(
+        session,
+        account="carol",
+        backup_id=native.new_backup_id(),
+        job_uuid="j",
+        job_name="j",
+        backup_type="full",
+        home=home,
+        excludes=[],
+        databases=[],
+        compression=True,
+        progress=Recorder(),
+        pack_size=pack_size,
+    )
+    return session, manifest
+
+
+def test_a_flipped_byte_in_a_compressed_chunk_is_found_by_its_frame(tmp_path):
+    session, manifest = _fake_backup(tmp_path)
+    chunk = next(c for e in manifest.entries for c in e.chunks if c.codec == "zstd")
+    flip_byte(session.root / manifest.path / "packs" / chunk.pack, chunk.offset + chunk.stored // 2)
+    with session.connection() as conn:
+        result = integrity.check_native_backup(conn, manifest.path, integrity.Sample(100))
+    assert [p["path"] for p in result.problems] == [f"{manifest.path}/packs/{chunk.pack}"]
+    assert chunk.pack in result.damaged_packs
+
+
+def test_a_restore_skips_the_files_of_a_pack_cut_short_and_restores_the_rest(tmp_path):
+    """A truncated pack used to stop the whole restore; now only its unfinished files are skipped."""
+    session, manifest = _fake_backup(tmp_path)
+    pack = manifest.packs[0]
+    os.truncate(session.root / manifest.path / "packs" / pack.name, pack.size - 50)
+    hit = {e.display for e in manifest.entries if any(c.pack == pack.name for c in e.chunks)}
+    (tmp_path / "out").mkdir()
+    result = native.materialise(session, manifest.path, manifest, tmp_path / "out")
+    skipped = {path for path, _reason in result.skipped}
+    assert skipped
+    assert skipped <= hit
+    assert result.files == sum(1 for e in manifest.entries if e.type == "f") - len(skipped)
+
+
 def test_a_listing_cut_short_is_completed_with_size_never_taken_as_missing(tmp_path):
     """pure-ftpd cuts listings at 2,000 entries: packs beyond the cut are asked for with SIZE."""
     session = FakeSession(tmp_path / "destination", max_connections=1)
