@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.test import Client
 from django.urls import reverse
 from django_celery_beat.models import PeriodicTask
 from rest_framework.test import APIClient
@@ -228,7 +229,7 @@ def test_the_next_incremental_run_repairs_a_damaged_slot(native_destination, hom
 
 
 def test_a_restore_of_a_damaged_backup_warns_and_restores_what_is_intact(
-    native_destination, home_account, pure_ftpd, admin_client, tmp_path
+    native_destination, home_account, pure_ftpd, admin_client, django_user_model
 ):
     job = make_job(native_destination, home_account, type="full", retention=1)
     assert run_job(job).status == "completed"
@@ -243,6 +244,16 @@ def test_a_restore_of_a_damaged_backup_warns_and_restores_what_is_intact(
         reverse("jobs:snapshot-restore", args=[snapshot.pk]), {"whole_account": "1", "target": "new_folder"}
     ).content.decode()
     assert 'id="damaged-alert"' in page, "the confirm page warns"
+    # The account's client sees it too: on the account's backups and on the backup's page.
+    client_user = django_user_model.objects.create_user(f"cl-{secrets.token_hex(3)}", password="pw-verify-3")
+    home_account.owner = client_user
+    home_account.save()
+    as_client = Client()
+    as_client.force_login(client_user)
+    listed = as_client.get(reverse("jobs:account-backups", args=[home_account.pk])).content.decode()
+    assert listed.count("damaged-badge") == 1
+    shown = as_client.get(reverse("jobs:snapshot-detail", args=[snapshot.pk])).content.decode()
+    assert 'id="damaged-alert"' in shown
     item = run_restore(snapshot, {"whole_account": True, "target": "new_folder"}, _admin())
     assert item.status == "partial", (item.status, item.error)
     assert any("Warning: this backup is damaged" in line for line in item.log), "the queue log warns"
