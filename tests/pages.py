@@ -22,6 +22,7 @@ CLIENT = ("showclient", "show-client-pw-2026")
 NOT_PAGES = {
     "destinations:validate",
     "destinations:reindex",
+    "destinations:verify",
     "destinations:status",
     "jobs:job-run",
     "jobs:client-invite",
