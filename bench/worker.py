@@ -93,7 +93,7 @@ def _setup() -> None:
 
     Path(tempfile.gettempdir()).mkdir(parents=True, exist_ok=True)
     django.setup()
-    for module in ("redis", "destinations.leases", "destinations.reindex", "jobs.tasks"):
+    for module in ("redis", "destinations.ftp.leases", "destinations.reindex", "jobs.tasks"):
         importlib.import_module(module)
 
 

@@ -9,7 +9,7 @@ from django.conf import settings
 
 from . import validate
 from .ftp import FtpSession
-from .leases import ConnectionLeases
+from .ftp.leases import ConnectionLeases
 from .models import Destination
 
 

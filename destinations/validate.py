@@ -15,7 +15,7 @@ from typing import Any
 
 from . import ftp
 from .ftp import FtpSettings
-from .leases import ConnectionLeases, LeaseTimeout
+from .ftp.leases import ConnectionLeases, LeaseTimeout
 
 PROBE_BYTES = 64 * 1024
 

@@ -22,7 +22,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from destinations import names
-from destinations.leases import holding_for
+from destinations.ftp.leases import holding_for
 
 from .models import BackupJob, QueueItem
 

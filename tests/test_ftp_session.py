@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from destinations.ftp import DestinationBusy, FtpSession, FtpSettings
-from destinations.leases import ConnectionLeases
+from destinations.ftp.leases import ConnectionLeases
 from tests.ftp_servers import InProcessFtpServer
 
 FaultServer = Callable[..., InProcessFtpServer]

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import redis
 
-from destinations.leases import ConnectionLeases, LeaseTimeout, holding_for
+from destinations.ftp.leases import ConnectionLeases, LeaseTimeout, holding_for
 
 pytestmark = pytest.mark.peer
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import redis
 
-from destinations.leases import ConnectionLeases, LeaseTimeout
+from destinations.ftp.leases import ConnectionLeases, LeaseTimeout
 
 pytestmark = pytest.mark.peer
 

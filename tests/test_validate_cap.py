@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from destinations.leases import current_holder, holding_for
+from destinations.ftp.leases import current_holder, holding_for
 from destinations.models import Destination
 from destinations.sessions import open_session
 from jobs import queue

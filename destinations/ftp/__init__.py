@@ -45,7 +45,7 @@ import aioftp
 from aioftp.common import SSLSessionBoundContext
 
 if TYPE_CHECKING:
-    from destinations.leases import ConnectionLeases, Lease
+    from destinations.ftp.leases import ConnectionLeases, Lease
 
 logger = logging.getLogger(__name__)
 
@@ -1662,7 +1662,7 @@ class FtpSession:
         self._leases: ConnectionLeases | None = None
         limit = lease_limit if lease_limit is not None else self.max_connections
         if lease_key and limit:
-            from destinations.leases import ConnectionLeases, current_holder, current_wait_notice
+            from destinations.ftp.leases import ConnectionLeases, current_holder, current_wait_notice
 
             self._leases = ConnectionLeases.from_url(
                 redis_url or _default_redis_url(), lease_key, limit, ttl=lease_ttl
@@ -1714,7 +1714,7 @@ class FtpSession:
                     if lease is not None:
                         break
                     if deadline is not None and time.monotonic() >= deadline:
-                        from destinations.leases import BUSY_HINT
+                        from destinations.ftp.leases import BUSY_HINT
 
                         raise DestinationBusy(self._leases.busy_message(self.lease_timeout or 0.0), BUSY_HINT)
                     if time.monotonic() - started >= self.settings.timeout:
