@@ -40,11 +40,11 @@ class SeamCounters:
         self.data_connections: collections.Counter[str] = collections.Counter()
 
     def install(self) -> None:
-        from destinations import ftp
+        from destinations.ftp.control import _Control
 
         counters = self
-        open_data = ftp._Control.open_data
-        open_session = ftp._Control.open
+        open_data = _Control.open_data
+        open_session = _Control.open
 
         async def counted_open_data(self: Any, command: str, *, offset: int = 0) -> Any:
             with counters.lock:
@@ -56,8 +56,8 @@ class SeamCounters:
                 counters.logins += 1
             await open_session(self, directory, create_root=create_root)
 
-        ftp._Control.open_data = counted_open_data  # type: ignore[method-assign]
-        ftp._Control.open = counted_open  # type: ignore[method-assign]
+        _Control.open_data = counted_open_data  # type: ignore[method-assign]
+        _Control.open = counted_open  # type: ignore[method-assign]
 
     def report(self) -> dict[str, Any]:
         return {

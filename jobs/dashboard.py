@@ -38,7 +38,7 @@ INTERVAL_RUNS = 8
 FAILURE_WINDOW = timedelta(hours=24)
 FAILURES_SHOWN = 50
 NEXT_RUNS_SHOWN = 10
-# How FTP connection failures read in a queue item's error (destinations/ftp.py ConnectFailed,
+# How FTP connection failures read in a queue item's error (destinations/ftp/control.py: ConnectFailed,
 # LoginFailed, TlsFailed): a failed run whose error says one of these means the destination
 # could not be reached, not that an account's data was at fault.
 CONNECTION_ERRORS = (

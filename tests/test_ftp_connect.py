@@ -36,7 +36,7 @@ FaultServer = Callable[..., InProcessFtpServer]
 @pytest.fixture
 def no_quick_retry(monkeypatch: pytest.MonkeyPatch) -> None:
     """Any retry would now wait seconds: a test finishing fast proves there was none."""
-    monkeypatch.setattr("destinations.ftp.RETRY_BASE_DELAY", 5.0)
+    monkeypatch.setattr("destinations.ftp.connection.RETRY_BASE_DELAY", 5.0)
 
 
 def test_windows_server_is_refused_with_a_clear_message(fault_ftp_server: FaultServer) -> None:
@@ -97,7 +97,7 @@ def test_closed_port_is_retried_then_fails(monkeypatch: pytest.MonkeyPatch, fast
         attempts.append(attempt)
         return 0.0
 
-    monkeypatch.setattr("destinations.ftp._retry_delay", no_delay)
+    monkeypatch.setattr("destinations.ftp.connection._retry_delay", no_delay)
     with closed_port() as port, pytest.raises(ConnectFailed):
         FtpConnection(PureFtpd().settings(port=port, retries=3))
     assert attempts == [1, 2, 3]
@@ -113,7 +113,7 @@ def test_silent_server_fails_within_the_timeout(silent_ftp_server: SilentServer)
 
 
 def test_backoff_grows_and_is_capped(monkeypatch: pytest.MonkeyPatch) -> None:
-    from destinations import ftp
+    from destinations.ftp import connection as ftp
 
     monkeypatch.setattr(ftp, "RETRY_BASE_DELAY", 1.0)
     monkeypatch.setattr(ftp, "RETRY_MAX_DELAY", 30.0)

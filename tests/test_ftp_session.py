@@ -143,7 +143,7 @@ def test_dropping_a_data_connection_that_already_closed_itself_is_harmless():
     THEN nothing fails (CPython's abort() on such a transport raised AttributeError)."""
     import asyncio
 
-    from destinations.ftp import _abort_transport
+    from destinations.ftp.transfers import _abort_transport
 
     async def scenario():
         received = asyncio.Event()
