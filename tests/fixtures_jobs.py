@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from django.conf import settings
@@ -116,16 +117,29 @@ def broker(redis_settings):
     celery_app._pool = None
 
 
+def test_database_url() -> str:
+    """The URL of the database this test runs on (SQLite or PostgreSQL), for a worker process."""
+    db = settings.DATABASES["default"]
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{db['NAME']}"
+    if db["ENGINE"] == "django.db.backends.postgresql":
+        user = quote(db.get("USER") or "", safe="")
+        password = f":{quote(db['PASSWORD'], safe='')}" if db.get("PASSWORD") else ""
+        host = db.get("HOST") or "localhost"
+        port = f":{db['PORT']}" if db.get("PORT") else ""
+        return f"postgres://{user}{password}@{host}{port}/{quote(db['NAME'], safe='')}"
+    raise NotImplementedError(f"a worker process for {db['ENGINE']}")
+
+
 @pytest.fixture
 def worker(broker, tmp_path):
     """A real `celery worker` process on the test database and Redis."""
     procs = []
 
     def start(concurrency: int = 2) -> subprocess.Popen:
-        database = settings.DATABASES["default"]["NAME"]
         env = {
             **os.environ,
-            "DATABASE_URL": f"sqlite:///{database}",
+            "DATABASE_URL": test_database_url(),
             "REDIS_URL": broker,
             "BACKUPSITE_DATA_DIR": str(settings.DATA_DIR),
             # A killed worker's connection lease frees up after 10 s instead of a minute.
