@@ -1,9 +1,12 @@
 """The seam to the MySQL/MariaDB server: dumps and imports through the server's own
 command-line tools (mariadb-dump / mysqldump, mariadb / mysql), streamed, never staged.
 
-The server comes from BACKUPSITE_MYSQL_URL (mysql://user:password@host:port/ or
-mysql://user@localhost/?socket=/run/mysqld/mysqld.sock). The password reaches the tools
-through a private option file, never the command line (visible in `ps`).
+A server is described by a URL like BACKUPSITE_MYSQL_URL (mysql://user:password@host:port/ or
+mysql://user@localhost/?socket=/run/mysqld/mysqld.sock; ``jobs.mysql.server`` reads it from
+the settings). The password reaches the tools through a private option file, never the command
+line (visible in `ps`).
+
+Plain Python (no Django).
 """
 
 from __future__ import annotations
@@ -19,10 +22,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import IO, BinaryIO, cast
 from urllib.parse import parse_qs, unquote, urlparse
-
-from django.conf import settings
-
-from .ownership import Owners
 
 _DB_NAME = re.compile(r"^[A-Za-z0-9_$-]{1,64}$")
 
@@ -222,10 +221,6 @@ def check_name(name: str) -> str:
     return name
 
 
-def server() -> MysqlServer:
-    return MysqlServer.from_url(settings.MYSQL_URL)
-
-
 @dataclass(frozen=True)
 class DumpSource:
     """A database to back up, as the native engine wants it: a name and a way to stream it."""
@@ -235,30 +230,3 @@ class DumpSource:
 
     def open(self) -> contextlib.AbstractContextManager[BinaryIO]:
         return cast(contextlib.AbstractContextManager[BinaryIO], self.server.dump(self.name))
-
-
-def account_databases(username: str, listed: list[str], owners: Owners) -> tuple[list[str], list[str]]:
-    """The databases to dump for `username`, and notes on the names it does not own.
-
-    `listed` empty: the databases on the server whose names give them to the account by the
-    ownership rule (`username_…`, but not `username_x_…` when account `username_x` exists).
-    Listed: those the account still owns (an account created later may have taken one over).
-    """
-    notes: list[str] = []
-    if listed:
-        names = [name for name in listed if owners.owns_database(username, name)]
-        notes += [
-            f"{owners.why_not_database(username, name)} (listed on {username}); not backed up with {username}"
-            for name in listed
-            if name not in names
-        ]
-        return names, notes
-    escaped = username.replace("\\", "\\\\").replace("_", "\\_").replace("%", "\\%")
-    found = server().list_databases(f"{escaped}\\_%")
-    names = [name for name in found if owners.owns_database(username, name)]
-    notes += [
-        f"{owners.why_not_database(username, name)}; not backed up with {username}"
-        for name in found
-        if name not in names
-    ]
-    return names, notes

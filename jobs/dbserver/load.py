@@ -1,4 +1,4 @@
-"""Restoring databases, database users and grants from backups into the MySQL/MariaDB server.
+"""Restoring databases from backups into the MySQL/MariaDB server.
 
 A dump in a backup is untrusted SQL (it came from a destination, and for cPanel from another
 machine). It is therefore never run with the panel's own (administrative) login:
@@ -34,19 +34,13 @@ load fails). Only databases of the account are read from a backup and written: t
 rule (``ownership``) gives each name to exactly one account (the longest ``<account>_`` prefix,
 or the one account that lists it), never a system database.
 
-Database users and grants (cPanel's ``mysql.sql``): nothing in it is ever run. Every line is
-parsed, and only ``GRANT`` lines for users the account owns (``<account>_…``, not its main user,
-not ``<account>_x…`` when account ``<account>_x`` exists), on single databases it owns (no
-wildcards) or ``USAGE`` on ``*.*``, for hosts the account already has (this machine, or a host
-one of its users has on the live server), with ordinary database privileges and at most a
-``mysql_native_password`` hash, are turned into statements built here. Everything else is
-skipped with a reason.
+The SQL helpers (quoting, the names an account may use) are in ``sql``; users and grants
+in ``grants``. Plain Python (no Django): callers pass the server and the accounts in.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import re
 import secrets
@@ -54,20 +48,19 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from .mysql import MysqlError, MysqlServer, check_name
-from .ownership import Owners
+from ..ownership import Owners
+from . import sql
+from .client import MysqlError, MysqlServer, check_name
+from .sql import account_may_use, execute, grant_pattern
 
 logger = logging.getLogger(__name__)
 
-SYSTEM_DATABASES = frozenset({"mysql", "information_schema", "performance_schema", "sys"})
 TEMP_USER_PREFIX = "bs_restore_"
 STAGING_PREFIX = "bsr_"
 _HEAD_LIMIT = 4 * 1024 * 1024  # a statement head longer than this is passed on unchanged
 _IDENT = r"(?:`(?:[^`]|``)*`|'(?:[^'\\]|\\.|'')*'|\"[^\"]*\"|[\w.$%-]+)"
 _DEFINER = re.compile(rb"DEFINER\s*=\s*" + _IDENT.encode() + rb"\s*@\s*" + _IDENT.encode(), re.IGNORECASE)
 _HEAD_STARTS = (b"/*!", b"CREATE", b"ALTER")
-_CHARSET = re.compile(r"CHARACTER\s+SET\s+(\w+)", re.IGNORECASE)
-_COLLATE = re.compile(r"COLLATE\s+(\w+)", re.IGNORECASE)
 
 
 class DatabaseRestoreError(Exception):
@@ -76,86 +69,6 @@ class DatabaseRestoreError(Exception):
 
 class Writable(Protocol):
     def write(self, data: bytes | bytearray | memoryview, /) -> object: ...
-
-
-# --- names ----------------------------------------------------------------------------------
-
-
-def account_may_use(
-    account_name: str, listed: list[str], database: str, owners: Owners | None = None
-) -> bool:
-    """Whether restoring into `database` stays within the account's own databases, by the
-    ownership rule over `owners` (every account; None: this account is the only one known)."""
-    if database.lower() in SYSTEM_DATABASES:
-        return False
-    try:
-        check_name(database)
-    except MysqlError:
-        return False
-    if owners is None:
-        owners = Owners.of([account_name], {account_name: listed})
-    return owners.owns_database(account_name, database)
-
-
-def grant_pattern(database: str) -> str:
-    """A database name as a GRANT pattern that matches only itself (`_` and `%` escaped)."""
-    return database.replace("\\", "\\\\").replace("_", "\\_").replace("%", "\\%")
-
-
-def _literal(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def _quoted(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
-
-
-def charset_of(create_statement: str) -> tuple[str, str]:
-    """(charset, collation) from a cPanel `mysql/<db>.create` line; "" when not stated."""
-    charset = _CHARSET.search(create_statement)
-    collation = _COLLATE.search(create_statement)
-    return (charset[1] if charset else "", collation[1] if collation else "")
-
-
-def _create_database(server: MysqlServer, name: str, charset: str, collation: str) -> None:
-    spec = ""
-    if charset and re.fullmatch(r"\w+", charset):
-        spec += f" CHARACTER SET {charset}"
-    if collation and re.fullmatch(r"\w+", collation):
-        spec += f" COLLATE {collation}"
-    server.query(f"CREATE DATABASE {_quoted(check_name(name))}{spec}")
-
-
-def _select(server: MysqlServer, query: str, **values: str) -> list[list[str]]:
-    """Run `query` with its `{name}` placeholders filled in as quoted string literals."""
-    return server.query(query.format(**{key: _literal(value) for key, value in values.items()}))
-
-
-def _exists(server: MysqlServer, name: str) -> bool:
-    rows = _select(
-        server, "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = {name}", name=name
-    )
-    return bool(rows) and rows[0][0] != "0"
-
-
-def _database_charset(server: MysqlServer, name: str) -> tuple[str, str]:
-    rows = _select(
-        server,
-        "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA "
-        "WHERE SCHEMA_NAME = {name}",
-        name=name,
-    )
-    return (rows[0][0], rows[0][1]) if rows and len(rows[0]) == 2 else ("", "")
-
-
-def execute(admin: MysqlServer, script: str, database: str = "information_schema") -> None:
-    """Run trusted SQL written here through the client's stdin (secrets stay out of `ps`)."""
-    with admin.importer(database) as pipe:
-        pipe.write(script.encode())
-
-
-def _drop(server: MysqlServer, name: str) -> None:
-    server.query(f"DROP DATABASE IF EXISTS {_quoted(check_name(name))}")
 
 
 # --- the temporary user -------------------------------------------------------------------
@@ -182,8 +95,8 @@ def temporary_loader(admin: MysqlServer) -> Iterator[Loader]:
     host = rows[0][0] if rows and rows[0] and rows[0][0] else "localhost"
     name = TEMP_USER_PREFIX + secrets.token_hex(6)
     password = secrets.token_urlsafe(24)
-    account = f"{_literal(name)}@{_literal(host)}"
-    execute(admin, f"CREATE USER {account} IDENTIFIED BY {_literal(password)};\n")
+    account = f"{sql.literal(name)}@{sql.literal(host)}"
+    execute(admin, f"CREATE USER {account} IDENTIFIED BY {sql.literal(password)};\n")
     try:
         yield Loader(admin.as_user(name, password), account, name, host)
     finally:
@@ -296,15 +209,15 @@ def restore_database(
     for name in (source, target):
         if not account_may_use(account_name, listed, name, owners):
             raise DatabaseRestoreError(f"{owners.why_not_database(account_name, name)}; nothing was written")
-    exists = _exists(admin, target)
+    exists = sql.exists(admin, target)
     if exists and not overwrite:
         raise DatabaseRestoreError(f"database {target} already exists; nothing was written")
     outcome = DatabaseOutcome(source=source, target=target, replaced=exists, how="new")
     if exists and not charset:
-        charset, collation = _database_charset(admin, target)
+        charset, collation = sql.database_charset(admin, target)
     staging = STAGING_PREFIX + secrets.token_hex(6) if exists else target
     with temporary_loader(admin) as loader:
-        _create_database(admin, staging, charset or "utf8mb4", collation)
+        sql.create_database(admin, staging, charset or "utf8mb4", collation)
         try:
             loader.grant(admin, staging)
             _load(loader, staging, write_dump)
@@ -314,10 +227,10 @@ def restore_database(
         except BaseException as exc:
             if not isinstance(exc, StagingKept):
                 with contextlib.suppress(MysqlError):
-                    _drop(admin, staging)
+                    sql.drop(admin, staging)
             raise
         if exists:
-            _drop(admin, staging)
+            sql.drop(admin, staging)
     return outcome
 
 
@@ -355,14 +268,14 @@ _KINDS = frozenset({"VIEW", "TRIGGER", "PROCEDURE", "FUNCTION", "EVENT"})
 
 def _objects(admin: MysqlServer, database: str) -> list[tuple[str, str, str]]:
     """(kind, name, definer) of every view, trigger, routine and event of `database`."""
-    rows = _select(admin, _OBJECTS, db=database)
+    rows = sql.select(admin, _OBJECTS, db=database)
     return [
         (row[0], _unbatch(row[1]), _unbatch(row[2])) for row in rows if len(row) == 3 and row[0] in _KINDS
     ]
 
 
 def _tables(admin: MysqlServer, database: str) -> list[str]:
-    rows = _select(
+    rows = sql.select(
         admin,
         "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = {db} "
         "AND TABLE_TYPE IN ('BASE TABLE', 'SEQUENCE', 'SYSTEM VERSIONED')",
@@ -376,29 +289,31 @@ def _replace(admin: MysqlServer, loader: Loader, staging: str, target: str, outc
     if not _objects(admin, staging):
         _drop_non_tables(admin, target)
         old = STAGING_PREFIX + "old_" + secrets.token_hex(6)
-        _create_database(admin, old, "utf8mb4", "")
+        sql.create_database(admin, old, "utf8mb4", "")
         try:
             moves = [
-                f"{_quoted(target)}.{_quoted(t)} TO {_quoted(old)}.{_quoted(t)}"
+                f"{sql.quoted(target)}.{sql.quoted(t)} TO {sql.quoted(old)}.{sql.quoted(t)}"
                 for t in _tables(admin, target)
             ]
             moves += [
-                f"{_quoted(staging)}.{_quoted(t)} TO {_quoted(target)}.{_quoted(t)}"
+                f"{sql.quoted(staging)}.{sql.quoted(t)} TO {sql.quoted(target)}.{sql.quoted(t)}"
                 for t in _tables(admin, staging)
             ]
             if moves:
                 admin.query("RENAME TABLE " + ", ".join(moves))  # one statement: all or nothing
-            charset, collation = _database_charset(admin, staging)
+            charset, collation = sql.database_charset(admin, staging)
             if charset:
-                admin.query(f"ALTER DATABASE {_quoted(target)} CHARACTER SET {charset} COLLATE {collation}")
+                admin.query(
+                    f"ALTER DATABASE {sql.quoted(target)} CHARACTER SET {charset} COLLATE {collation}"
+                )
         finally:
-            _drop(admin, old)
+            sql.drop(admin, old)
         outcome.how = "renamed tables"
         return
     # Views, triggers, routines or events: reload the verified copy into a fresh database.
-    charset, collation = _database_charset(admin, staging)
-    _drop(admin, target)
-    _create_database(admin, target, charset, collation)
+    charset, collation = sql.database_charset(admin, staging)
+    sql.drop(admin, target)
+    sql.create_database(admin, target, charset, collation)
     loader.grant(admin, target)
     try:
         with admin.dump(staging) as dump:
@@ -418,7 +333,7 @@ def _replace(admin: MysqlServer, loader: Loader, staging: str, target: str, outc
 
 def _drop_non_tables(admin: MysqlServer, database: str) -> None:
     for kind, name, _definer in _objects(admin, database):
-        admin.query(f"DROP {kind} IF EXISTS {_quoted(database)}.{_quoted(name)}")
+        admin.query(f"DROP {kind} IF EXISTS {sql.quoted(database)}.{sql.quoted(name)}")
 
 
 def _unbatch(value: str) -> str:
@@ -433,13 +348,13 @@ def _reown(
 ) -> int:
     """Re-create objects the temporary user defined as the account's own user."""
     definer = f"{loader.name}@{loader.host}"
-    new = f"{_quoted(account_name)}@`localhost`"
-    q = _quoted(database)
+    new = f"{sql.quoted(account_name)}@`localhost`"
+    q = sql.quoted(database)
     found = [(kind, name) for kind, name, owner in _objects(admin, database) if owner == definer]
     done = 0
     for kind, name in found:
         try:
-            rows = admin.query(f"SHOW CREATE {kind} {q}.{_quoted(name)}")
+            rows = admin.query(f"SHOW CREATE {kind} {q}.{sql.quoted(name)}")
             row = rows[0]
             if kind == "VIEW":
                 create, mode = _unbatch(row[1]), ""
@@ -453,7 +368,7 @@ def _reown(
                 script = statement.replace("CREATE ", "CREATE OR REPLACE ", 1) + ";\n"
             else:
                 script = (
-                    f"SET SESSION sql_mode = {_literal(mode)};\nDROP {kind} {_quoted(name)};\n"
+                    f"SET SESSION sql_mode = {sql.literal(mode)};\nDROP {kind} {sql.quoted(name)};\n"
                     f"DELIMITER ;;\n{statement};;\nDELIMITER ;\n"
                 )
             execute(admin, script, database)
@@ -461,240 +376,3 @@ def _reown(
         except (MysqlError, IndexError) as exc:
             outcome.notes.append(f"{kind.lower()} {name}: could not be given to {account_name}: {exc}")
     return done
-
-
-# --- users and grants -----------------------------------------------------------------------
-
-_PRIVILEGES = frozenset(
-    {
-        "ALL",
-        "ALL PRIVILEGES",
-        "USAGE",
-        "SELECT",
-        "INSERT",
-        "UPDATE",
-        "DELETE",
-        "CREATE",
-        "DROP",
-        "REFERENCES",
-        "INDEX",
-        "ALTER",
-        "CREATE TEMPORARY TABLES",
-        "LOCK TABLES",
-        "EXECUTE",
-        "CREATE VIEW",
-        "SHOW VIEW",
-        "CREATE ROUTINE",
-        "ALTER ROUTINE",
-        "EVENT",
-        "TRIGGER",
-        "DELETE HISTORY",
-    }
-)
-_GRANT = re.compile(
-    r"^GRANT\s+(?P<privs>[A-Za-z ,]+?)\s+ON\s+"
-    r"(?P<target>\*\.\*|`(?P<db>[^`]+)`\.(?:\*|`(?P<table>[^`]+)`))\s+"
-    r"TO\s+'(?P<user>[^'\\]+)'@'(?P<host>[^'\\]+)'"
-    r"(?:\s+IDENTIFIED\s+BY\s+PASSWORD\s+'(?P<hash>[^'\\]*)')?"
-    r"(?P<rest>[^;]*);?\s*$",
-    re.IGNORECASE,
-)
-_USER = re.compile(r"[A-Za-z0-9_]{1,80}")
-_HOST = re.compile(r"[A-Za-z0-9.%_:-]{1,255}")
-_HASH = re.compile(r"\*[0-9A-Fa-f]{40}")
-_TABLE = re.compile(r"[A-Za-z0-9_$-]{1,64}")
-
-
-LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
-
-
-@dataclass
-class GrantsOutcome:
-    applied: list[str] = field(default_factory=list)  # 'user'@'host' restored
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (what, reason)
-
-
-def account_hosts(admin: MysqlServer, account_name: str, owners: Owners) -> frozenset[str]:
-    """The hosts database users may be restored for: this machine, and every host the
-    account's own users (its main user included) have on the live server now.
-
-    A backup is not trusted to say where an account's users may log in from: a remote host
-    (`%`, an address) comes back only when the account already has it here, which on cPanel is
-    what the account's "Remote MySQL" hosts give its main user.
-    """
-    rows = _select(
-        admin,
-        "SELECT User, Host FROM mysql.user WHERE User = {user} OR User LIKE {pattern}",
-        user=account_name,
-        pattern=grant_pattern(account_name) + "\\_%",
-    )
-    found = {row[1] for row in rows if len(row) == 2 and owners.owns_user(account_name, row[0])}
-    return LOOPBACK_HOSTS | {host for host in found if _HOST.fullmatch(host)}
-
-
-def restore_grants(
-    admin: MysqlServer,
-    *,
-    account_name: str,
-    mysql_sql: str,
-    auth_json: str = "",
-    users: set[str] | None = None,
-    owners: Owners | None = None,
-    hosts: frozenset[str] | None = None,
-) -> GrantsOutcome:
-    """Re-create, from cPanel's `mysql.sql`, the users of `users` (None: every user in it).
-
-    Nothing in the file is run: each GRANT line is parsed and, when its user and database are
-    the account's by the ownership rule over `owners` (every account; None: only this one is
-    known) and its host is one of `hosts` (None: `account_hosts`), re-built here. Everything
-    else is skipped with a reason.
-    """
-    outcome = GrantsOutcome()
-    prefix = f"{account_name}_"
-    if owners is None:
-        owners = Owners.of([account_name])
-    if hosts is None:
-        hosts = account_hosts(admin, account_name, owners)
-    shown_hosts = ", ".join(sorted(hosts))
-    hashes: dict[tuple[str, str], str] = {}
-    with contextlib.suppress(ValueError, AttributeError, TypeError):
-        for user, user_hosts in (json.loads(auth_json) if auth_json else {}).items():
-            for host, info in user_hosts.items():
-                if info.get("plugin", "mysql_native_password") == "mysql_native_password":
-                    hashes[(str(user), str(host))] = str(info.get("pass", ""))
-    grants: dict[tuple[str, str], list[str]] = {}
-    for raw in mysql_sql.splitlines():
-        line = raw.strip()
-        if not line or line.startswith(("--", "#", "/*")):
-            continue
-        shown = line if len(line) <= 200 else line[:197] + "..."
-        match = _GRANT.match(line)
-        if match is None:
-            outcome.skipped.append((shown, "not a GRANT statement this restore understands"))
-            continue
-        user, host = match["user"], match["host"]
-        if users is not None and user not in users:
-            continue
-        if not _USER.fullmatch(user) or not user.startswith(prefix):
-            outcome.skipped.append((f"{user}@{host}", f"only database users named {prefix}… are restored"))
-            continue
-        if not owners.owns_user(account_name, user):
-            outcome.skipped.append((f"{user}@{host}", f"refused: {owners.why_not_user(account_name, user)}"))
-            continue
-        if not _HOST.fullmatch(host):
-            outcome.skipped.append((f"{user}@{host}", "the host is not a plain host name or pattern"))
-            continue
-        if host not in hosts:
-            outcome.skipped.append(
-                (
-                    f"{user}@{host}",
-                    f"refused: host {host!r} is not one account {account_name}'s database users have on "
-                    f"this server ({shown_hosts}); add it to the account first, then restore again",
-                )
-            )
-            continue
-        if match["rest"].strip():
-            outcome.skipped.append((shown, f"refused: {match['rest'].strip()[:60]!r} is not restored"))
-            continue
-        privileges = [p.strip().upper() for p in match["privs"].split(",")]
-        privileges = [" ".join(p.split()) for p in privileges]
-        bad = [p for p in privileges if p not in _PRIVILEGES]
-        if bad:
-            outcome.skipped.append((shown, f"refused: privileges {', '.join(bad)} are not restored"))
-            continue
-        statement_target = "*.*"
-        if match["target"] == "*.*":
-            if privileges != ["USAGE"]:
-                outcome.skipped.append((shown, "refused: only USAGE is restored on *.*"))
-                continue
-        else:
-            database = _pattern_database(match["db"])
-            if database is None or not account_may_use(account_name, [], database, owners):
-                why = "" if database is None else f" ({owners.why_not_database(account_name, database)})"
-                outcome.skipped.append(
-                    (
-                        shown,
-                        f"refused: grants are restored only on databases {prefix}… of account "
-                        f"{account_name}, each named exactly{why}",
-                    )
-                )
-                continue
-            table = match["table"]
-            if table is not None and not _TABLE.fullmatch(table):
-                outcome.skipped.append((shown, "refused: odd table name"))
-                continue
-            if table is None:
-                statement_target = f"`{grant_pattern(database)}`.*"
-            else:  # a table grant names its database literally, not as a pattern
-                statement_target = f"{_quoted(database)}.{_quoted(table)}"
-        password = match["hash"]
-        if password is not None:
-            if not _HASH.fullmatch(password):
-                outcome.skipped.append((f"{user}@{host}", "the password hash is not mysql_native_password"))
-                continue
-            hashes[(user, host)] = password
-        key = (user, host)
-        grants.setdefault(key, [])
-        if privileges != ["USAGE"]:
-            grants[key].append(
-                f"GRANT {', '.join(privileges)} ON {statement_target} TO {_account(user, host)}"
-            )
-    for (user, host), statements in grants.items():
-        who = _account(user, host)
-        password = hashes.get((user, host), "")
-        try:
-            if password and _HASH.fullmatch(password):
-                execute(
-                    admin,
-                    f"CREATE USER IF NOT EXISTS {who} IDENTIFIED BY PASSWORD {_literal(password)};\n"
-                    f"ALTER USER {who} IDENTIFIED BY PASSWORD {_literal(password)};\n",
-                )
-            else:
-                rows = _select(
-                    admin,
-                    "SELECT COUNT(*) FROM mysql.user WHERE User = {user} AND Host = {host}",
-                    user=user,
-                    host=host,
-                )
-                if not rows or rows[0][0] == "0":
-                    outcome.skipped.append(
-                        (f"{user}@{host}", "no password hash in the backup; user not created")
-                    )
-                    continue
-            for statement in statements:
-                admin.query(statement)
-        except MysqlError as exc:
-            outcome.skipped.append((f"{user}@{host}", f"failed: {exc}"))
-            continue
-        outcome.applied.append(f"{user}@{host}")
-    return outcome
-
-
-def _pattern_database(pattern: str) -> str | None:
-    """The one database a GRANT's database pattern names, or None when it is a wildcard.
-
-    `\\_` and `\\%` are literal; `%` matches anything and is refused; a bare `_` (one any
-    character to the server) is taken as the literal `_`, which grants less, never more.
-    """
-    name: list[str] = []
-    escaped = False
-    for char in pattern:
-        if escaped:
-            name.append(char)
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif char == "%":
-            return None
-        else:
-            name.append(char)
-    if escaped:
-        return None
-    try:
-        return check_name("".join(name))
-    except MysqlError:
-        return None
-
-
-def _account(user: str, host: str) -> str:
-    return f"{_literal(user)}@{_literal(host)}"
