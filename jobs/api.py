@@ -412,8 +412,8 @@ class SnapshotViewSet(
     def _queue(self, request: Request, *, download: bool) -> Response:
         from django.core.exceptions import ValidationError as DjangoValidationError
 
-        from . import restore
         from .limits import QueueFull
+        from .restore import request as restore
 
         snapshot = self.get_object()
         data = request.data

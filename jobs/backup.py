@@ -29,6 +29,7 @@ from destinations.models import Engine, Snapshot
 from destinations.sessions import open_session
 
 from . import coverage, hostroot, mysql, queue
+from .dbserver.client import DumpSource, MysqlError
 from .models import Account, BackupJob, QueueItem
 
 logger = logging.getLogger(__name__)
@@ -178,7 +179,7 @@ def run(item: QueueItem, reporter: queue.Reporter) -> dict[str, Any]:
     return result
 
 
-FAILURES = (FtpError, native.NativeError, mysql.MysqlError, OSError)
+FAILURES = (FtpError, native.NativeError, MysqlError, OSError)
 
 
 def parallel_accounts(job: BackupJob, count: int) -> int:
@@ -321,7 +322,7 @@ class AccountProgress:
 class Prepared:
     account: Account
     target: Target
-    databases: list[mysql.DumpSource]
+    databases: list[DumpSource]
     notes: list[str]
 
 
@@ -351,7 +352,7 @@ def prepare(
     if job.include_home and not account.home:
         raise native.NativeError(f"account {account.username} has no home folder on this server")
     target = choose_target(job, account, session)
-    databases: list[mysql.DumpSource] = []
+    databases: list[DumpSource] = []
     if job.include_databases:
         server = mysql.server()
         try:
@@ -364,7 +365,7 @@ def prepare(
         for note in found_notes:
             progress.log(f"Account {account.username}: {note}")
         notes.extend(found_notes)
-        databases = [mysql.DumpSource(name=name, server=server) for name in names]
+        databases = [DumpSource(name=name, server=server) for name in names]
     return Prepared(account=account, target=target, databases=databases, notes=notes)
 
 

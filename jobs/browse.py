@@ -23,8 +23,9 @@ from backupsite import access
 from destinations import listing, names
 from destinations.models import Snapshot
 
-from . import downloads, restore
 from .models import QueueItem
+from .restore import downloads, plan
+from .restore import request as restore
 
 PAGE_SIZE = 100
 PART_LABELS = {
@@ -90,7 +91,7 @@ def _parts(snapshot: Snapshot) -> list[dict[str, Any]]:
                 **part,
                 "label": PART_LABELS.get(part["kind"], part["kind"]),
                 "value": f"{part['kind']}:{part.get('name', '')}",
-                "config": part["kind"] in restore.CONFIG_KINDS,
+                "config": part["kind"] in plan.CONFIG_KINDS,
             }
         )
     return rows
@@ -320,7 +321,7 @@ def snapshot_download(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("jobs:queue-detail", pk=item.pk)
 
 
-def _confirmation(request: HttpRequest, snapshot: Snapshot, checked: restore.RestoreRequest) -> HttpResponse:
+def _confirmation(request: HttpRequest, snapshot: Snapshot, checked: plan.RestoreRequest) -> HttpResponse:
     context = {
         "snapshot": snapshot,
         "lines": restore.describe(snapshot, checked),

@@ -35,6 +35,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from . import mysql, queue
+from .dbserver.client import MysqlError
 from .models import Account, QueueItem
 from .ownership import Owners
 from .validators import validate_home, validate_username
@@ -469,7 +470,7 @@ def fill_databases(found: Scan, owners: Owners, server: Any) -> None:
         return
     try:
         databases, users = server.grants_catalog()
-    except mysql.MysqlError as exc:
+    except MysqlError as exc:
         found.bad("database server", f"not reachable ({exc}); databases of accounts without a map unchanged")
         return
     by_account: dict[str, tuple[list[str], list[str]]] = {}

@@ -64,16 +64,16 @@ def run_verify(item_id: int) -> None:
 
 @shared_task(acks_late=True)
 def run_restore(item_id: int) -> None:
-    from . import restore
+    from .restore import runner
 
-    queue.run_item(item_id, QueueItem.Kind.RESTORE, restore.run)
+    queue.run_item(item_id, QueueItem.Kind.RESTORE, runner.run)
 
 
 @shared_task(acks_late=True)
 def run_download(item_id: int) -> None:
-    from . import restore
+    from .restore import downloads
 
-    queue.run_item(item_id, QueueItem.Kind.DOWNLOAD, restore.run_download)
+    queue.run_item(item_id, QueueItem.Kind.DOWNLOAD, downloads.run_download)
 
 
 @shared_task(acks_late=True)
@@ -121,9 +121,9 @@ def redispatch_lost() -> int:
 
 @shared_task
 def expire_downloads() -> int:
-    from . import restore
+    from .restore import downloads
 
-    return restore.expire_downloads()
+    return downloads.expire_downloads()
 
 
 @shared_task

@@ -80,11 +80,12 @@ def run_job(job: BackupJob) -> QueueItem:
 @pytest.fixture(scope="session")
 def mysql_server():
     from jobs import mysql
+    from jobs.dbserver.client import MysqlError
 
     server = mysql.server()
     try:
         server.query("SELECT 1")
-    except mysql.MysqlError as exc:
+    except MysqlError as exc:
         missing_peer(f"MariaDB/MySQL is not reachable at BACKUPSITE_MYSQL_URL: {exc}")
     return server
 

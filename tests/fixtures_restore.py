@@ -16,6 +16,7 @@ restore test modules also load it themselves until then).
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import random
 import secrets
@@ -30,8 +31,12 @@ from destinations import catalog, reindex
 from destinations.engines import native
 from destinations.ftp import FtpSession
 from destinations.models import Destination, Engine, Snapshot
-from jobs import downloads, mysql, queue, restore
+from destinations.sessions import open_session
+from jobs import mysql, queue
+from jobs.dbserver.client import MysqlError, MysqlServer
 from jobs.models import Account, QueueItem
+from jobs.restore import downloads, runner
+from jobs.restore.request import queue_download, queue_restore, validate_request
 from tests.fakes import Counting
 from tests.peers import missing_peer
 
@@ -44,12 +49,12 @@ PACK = 512 * 1024
 
 
 @pytest.fixture(scope="session")
-def restore_mysql() -> mysql.MysqlServer:
+def restore_mysql() -> MysqlServer:
     server = mysql.server()
     try:
         server.query("SELECT 1")
         server.query("SHOW DATABASES")
-    except (mysql.MysqlError, OSError) as exc:
+    except (MysqlError, OSError) as exc:
         missing_peer(f"MariaDB/MySQL is not reachable at BACKUPSITE_MYSQL_URL: {exc}")
     return server
 
@@ -59,7 +64,7 @@ def _like(prefix: str) -> str:
 
 
 @pytest.fixture
-def mysql_cleanup(restore_mysql: mysql.MysqlServer) -> Iterator[list[str]]:
+def mysql_cleanup(restore_mysql: MysqlServer) -> Iterator[list[str]]:
     """Names to clean up: an account name drops `<name>_*` databases and users; `=db` one database."""
     names: list[str] = []
     yield names
@@ -75,11 +80,11 @@ def mysql_cleanup(restore_mysql: mysql.MysqlServer) -> Iterator[list[str]]:
             restore_mysql.query(f"DROP USER IF EXISTS '{user}'@'{host}'")
 
 
-def rows(server: mysql.MysqlServer, database: str, table: str) -> list[list[str]]:
+def rows(server: MysqlServer, database: str, table: str) -> list[list[str]]:
     return server.query(f"SELECT * FROM `{table}` ORDER BY 1", database=database)
 
 
-def leftover_restore_users(server: mysql.MysqlServer) -> list[list[str]]:
+def leftover_restore_users(server: MysqlServer) -> list[list[str]]:
     return server.query("SELECT User FROM mysql.user WHERE User LIKE 'bs\\_restore\\_%'")
 
 
@@ -268,7 +273,7 @@ class QuietReporter:
 
 
 def index_cpanel(destination: Destination) -> list[Snapshot]:
-    with restore.open_session(destination) as session:
+    with _open_session()(destination) as session:
         reindex.reindex_cpanel(destination, session, QuietReporter())  # type: ignore[arg-type]
     return list(Snapshot.objects.filter(destination=destination).order_by("path"))
 
@@ -294,25 +299,36 @@ class CountedSession:
         self.session.close()
 
 
+_session_factories: list[Callable[[Destination], Any]] = []  # the innermost counted_sessions last
+
+
+def _open_session() -> Callable[[Destination], Any]:
+    """The session factory restores, downloads and index_cpanel are given: the real one, or
+    counted_sessions' while that fixture is active."""
+    return _session_factories[-1] if _session_factories else open_session
+
+
 @pytest.fixture
-def counted_sessions(monkeypatch: pytest.MonkeyPatch) -> list[CountedSession]:
+def counted_sessions() -> Iterator[list[CountedSession]]:
     """Every session a restore or download opens, counted."""
     opened: list[CountedSession] = []
-    real = restore.open_session
 
     def open_counted(destination: Destination) -> CountedSession:
-        counted = CountedSession(real(destination))
+        counted = CountedSession(open_session(destination))
         opened.append(counted)
         return counted
 
-    monkeypatch.setattr(restore, "open_session", open_counted)
-    monkeypatch.setattr(downloads, "open_session", open_counted)
-    return opened
+    _session_factories.append(open_counted)
+    try:
+        yield opened
+    finally:
+        _session_factories.remove(open_counted)
 
 
 def run_item(item: QueueItem) -> QueueItem:
     body: Callable[[QueueItem, queue.Reporter], dict[str, Any] | None]
-    body = restore.run if item.kind == QueueItem.Kind.RESTORE else restore.run_download
+    run = runner.run if item.kind == QueueItem.Kind.RESTORE else downloads.run_download
+    body = functools.partial(run, open_session=_open_session())
     queue.run_item(item.pk, item.kind, body)
     item.refresh_from_db()
     return item
@@ -320,13 +336,13 @@ def run_item(item: QueueItem) -> QueueItem:
 
 def run_restore(snapshot: Snapshot, data: dict[str, Any], user: Any = None) -> QueueItem:
     """Validate, queue and run a restore in this process, as the API and a worker would."""
-    request = restore.validate_request(snapshot, data)
-    return run_item(restore.queue_restore(snapshot, request, user))
+    request = validate_request(snapshot, data)
+    return run_item(queue_restore(snapshot, request, user))
 
 
 def run_download(snapshot: Snapshot, data: dict[str, Any], user: Any = None) -> QueueItem:
-    request = restore.validate_request(snapshot, data, for_download=True)
-    return run_item(restore.queue_download(snapshot, request, user))
+    request = validate_request(snapshot, data, for_download=True)
+    return run_item(queue_download(snapshot, request, user))
 
 
 def restored_folder(item: QueueItem) -> Path:

@@ -130,7 +130,7 @@ def test_a_prepared_download_is_refused_once_the_account_moved_to_another_client
     client.force_login(alice)
     assert client.get(url).status_code == 404
 
-    from jobs import downloads
+    from jobs.restore import downloads
 
     item.refresh_from_db()
     assert downloads.download_file(item, user=other) is None

@@ -24,7 +24,8 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from destinations.models import Destination, Snapshot
-from jobs import dbrestore, mysql
+from jobs.dbserver.client import DumpSource, MysqlServer
+from jobs.dbserver.grants import LOOPBACK_HOSTS, restore_grants
 from jobs.models import Account, QueueItem
 from jobs.ownership import Owners
 from tests.cpanel_archives import _member
@@ -85,12 +86,12 @@ def test_grants_are_rebuilt_only_for_hosts_the_account_has() -> None:
     sql = "\n".join(
         f"GRANT SELECT ON `bob\\_wp`.* TO 'bob_ro'@'{host}';" for host in ("localhost", "10.0.0.%", "%")
     )
-    outcome = dbrestore.restore_grants(
+    outcome = restore_grants(
         Server(),  # type: ignore[arg-type]
         account_name="bob",
         mysql_sql=sql,
         owners=Owners.of(["bob"]),
-        hosts=dbrestore.LOOPBACK_HOSTS | {"10.0.0.%"},
+        hosts=LOOPBACK_HOSTS | {"10.0.0.%"},
     )
 
     assert outcome.applied == ["bob_ro@localhost", "bob_ro@10.0.0.%"]
@@ -113,14 +114,14 @@ class Tenants:
     x_client: Any
     alice_db: str  # ALICE_wp
     x_db: str  # ALICE_x_wp
-    server: mysql.MysqlServer
+    server: MysqlServer
 
     def x_rows(self) -> list[list[str]]:
         return rows(self.server, self.x_db, "secrets")
 
 
 @pytest.fixture
-def tenants(db: Any, tmp_path: Path, mysql_cleanup: list[str], restore_mysql: mysql.MysqlServer) -> Tenants:
+def tenants(db: Any, tmp_path: Path, mysql_cleanup: list[str], restore_mysql: MysqlServer) -> Tenants:
     base = f"dbo{secrets.token_hex(3)}"
     mysql_cleanup.append(base)  # drops base_* (base_x_* too) databases and users, and user base
     users = get_user_model().objects
@@ -183,7 +184,7 @@ def submit(
 def native_backup_of_alice(tenants: Tenants, destination: Destination) -> Snapshot:
     """A backup of alice that dumped alice_x_wp too (the prefix rule before this fix, or a
     backup taken before account alice_x existed)."""
-    sources = [mysql.DumpSource(name=db, server=tenants.server) for db in (tenants.alice_db, tenants.x_db)]
+    sources = [DumpSource(name=db, server=tenants.server) for db in (tenants.alice_db, tenants.x_db)]
     return make_native_backup(destination, tenants.alice, databases=sources, home=False).snapshot
 
 
@@ -281,7 +282,7 @@ def test_database_name_cannot_aim_a_restore_at_another_accounts_database(
     snapshot = make_native_backup(
         restore_native_destination,
         tenants.alice,
-        databases=[mysql.DumpSource(name=tenants.alice_db, server=tenants.server)],
+        databases=[DumpSource(name=tenants.alice_db, server=tenants.server)],
         home=False,
     ).snapshot
     request = {
@@ -384,7 +385,7 @@ def test_the_pages_whole_account_restore_into_a_new_name_leaves_out_another_acco
 
 
 def _opened(item: QueueItem) -> tarfile.TarFile:
-    from jobs import downloads
+    from jobs.restore import downloads
 
     path = downloads.download_file(item)
     assert path is not None
@@ -450,7 +451,7 @@ def batch_pattern(database: str) -> str:
     return database.replace("_", "\\\\_")
 
 
-def users_of(server: mysql.MysqlServer, base: str) -> list[list[str]]:
+def users_of(server: MysqlServer, base: str) -> list[list[str]]:
     like = base.replace("_", "\\_")
     return server.query(
         f"SELECT User, Host FROM mysql.user WHERE User = '{base}' OR User LIKE '{like}\\_%' ORDER BY User, Host"

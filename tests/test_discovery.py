@@ -302,7 +302,7 @@ def test_a_restore_writes_into_the_home_as_the_server_names_it_under_the_host_ro
     """GIVEN BACKUPSITE_HOST_ROOT=<tmp>/host and an account whose home is /home/bob
     WHEN a restore opens its home with a new folder THEN the folder is made in
     <tmp>/host/home/bob and shown as /home/bob/restore-…; nothing is written at /home/bob."""
-    from jobs.restore import HomeTarget
+    from jobs.restore.sinks.home import HomeTarget
 
     settings.HOST_ROOT = str(tmp_path / "host")
     real = tmp_path / "host" / "home" / "dscbob"

@@ -13,8 +13,9 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from jobs import downloads, mysql
+from jobs.dbserver.client import DumpSource, MysqlServer
 from jobs.models import Account, QueueItem
+from jobs.restore import downloads
 from tests.cpanel_archives import make_account_archive
 from tests.fakes import tree_state
 from tests.fixtures_restore import cpanel_folder, index_cpanel, make_native_backup, run_download
@@ -63,7 +64,7 @@ def as_states(found: dict[bytes, tuple[tarfile.TarInfo, bytes | None]]) -> dict[
 
 
 def test_whole_native_backup_downloads_as_a_tar_gz_of_the_home_and_its_databases(
-    restore_native_destination, restore_account: Account, restore_mysql: mysql.MysqlServer
+    restore_native_destination, restore_account: Account, restore_mysql: MysqlServer
 ) -> None:
     """
     GIVEN a native backup of a home (odd names, links, a setuid file) and a database
@@ -83,7 +84,7 @@ def test_whole_native_backup_downloads_as_a_tar_gz_of_the_home_and_its_databases
     backup = make_native_backup(
         restore_native_destination,
         restore_account,
-        databases=[mysql.DumpSource(name=database, server=restore_mysql)],
+        databases=[DumpSource(name=database, server=restore_mysql)],
     )
     expected = home_as_tar_members(Path(restore_account.home))
 

@@ -12,8 +12,8 @@ import pytest
 import zstandard
 
 from destinations.engines import native, native_manifest
-from destinations.engines.localfs import SafeTree, UnsafePath
 from destinations.engines.native_manifest import Entry, decode_manifest, encode_manifest
+from jobs.restore.sinks.localfs import SafeTree, UnsafePath
 from tests.fakes import FakeSession, Recorder, tree_state
 
 SECRET = b"TOP-SECRET-OUTSIDE-THE-HOME"

@@ -18,8 +18,10 @@ from typing import Any
 import pytest
 
 from destinations.models import Snapshot
-from jobs import mysql, restore
+from jobs.dbserver.client import MysqlServer
 from jobs.models import Account, QueueItem
+from jobs.restore.plan import CONFIG_REASON
+from jobs.restore.request import validate_request
 from tests.cpanel_archives import (
     HOSTILE_KINDS,
     GeneratedArchive,
@@ -172,7 +174,7 @@ def test_full_account_restore_brings_back_home_databases_and_users_reading_the_a
     pure_ftpd,
     tmp_path: Path,
     cpanel_user: str,
-    restore_mysql: mysql.MysqlServer,
+    restore_mysql: MysqlServer,
     counted_sessions,
     victim_folder: Path,
     homedir_tar: bool,
@@ -224,9 +226,9 @@ def test_full_account_restore_brings_back_home_databases_and_users_reading_the_a
     assert "GRANT SELECT ON" in grants
     assert f"{cpanel_user}\\\\_shop" in grants
     reasons = {s["path"]: s["reason"] for s in item.result["skipped"]}
-    assert reasons["cron"] == restore.CONFIG_REASON
-    assert reasons[f"dns_zones: {cpanel_user}site.com"] == restore.CONFIG_REASON
-    assert reasons["account_settings"] == restore.CONFIG_REASON
+    assert reasons["cron"] == CONFIG_REASON
+    assert reasons[f"dns_zones: {cpanel_user}site.com"] == CONFIG_REASON
+    assert reasons["account_settings"] == CONFIG_REASON
     assert "only database users named" in reasons[f"db_users: {cpanel_user}@localhost"]
     session = counted_sessions[-1]  # the first one indexed the destination
     assert session.counting.calls["download"] == 1
@@ -318,7 +320,7 @@ def test_mailbox_restore_merges_only_that_boxes_lines_into_the_shared_files(
 
 
 def test_database_part_replaces_the_live_database(
-    cpanel_backup: CpanelBackup, restore_mysql: mysql.MysqlServer
+    cpanel_backup: CpanelBackup, restore_mysql: MysqlServer
 ) -> None:
     user = cpanel_backup.account.username
     shop = f"{user}_shop"
@@ -433,7 +435,7 @@ def test_hostile_archives_write_nothing_outside_the_home_folder(
     for snapshot in snapshots:
         assert not snapshot.restorable, snapshot.path
         with pytest.raises(Exception, match="cannot be restored"):
-            restore.validate_request(snapshot, {})
+            validate_request(snapshot, {})
 
     for snapshot in snapshots:
         shutil.rmtree(home, ignore_errors=True)

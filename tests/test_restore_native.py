@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from destinations.models import Snapshot
-from jobs import mysql
+from jobs.dbserver.client import DumpSource, MysqlServer
 from jobs.models import Account, QueueItem
 from tests.fakes import SqlDump, tree_state
 from tests.fixtures_restore import (
@@ -188,7 +188,7 @@ def test_mailbox_restore_writes_only_that_boxes_lines_of_the_shared_mail_files(
 
 
 @pytest.fixture
-def live_database(restore_mysql: mysql.MysqlServer, restore_account: Account) -> str:
+def live_database(restore_mysql: MysqlServer, restore_account: Account) -> str:
     name = f"{restore_account.username}_wp"
     restore_mysql.query(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
     restore_mysql.query(
@@ -200,14 +200,14 @@ def live_database(restore_mysql: mysql.MysqlServer, restore_account: Account) ->
     return name
 
 
-def _backup_with_database(destination, account: Account, server: mysql.MysqlServer, name: str):
+def _backup_with_database(destination, account: Account, server: MysqlServer, name: str):
     return make_native_backup(
-        destination, account, databases=[mysql.DumpSource(name=name, server=server)], home=False
+        destination, account, databases=[DumpSource(name=name, server=server)], home=False
     )
 
 
 def test_database_restore_replaces_the_live_database_with_the_backups_rows(
-    restore_native_destination, restore_account: Account, restore_mysql: mysql.MysqlServer, live_database: str
+    restore_native_destination, restore_account: Account, restore_mysql: MysqlServer, live_database: str
 ) -> None:
     backed_up = rows(restore_mysql, live_database, "posts")
     backup = _backup_with_database(restore_native_destination, restore_account, restore_mysql, live_database)
@@ -231,7 +231,7 @@ def test_database_restore_replaces_the_live_database_with_the_backups_rows(
 
 
 def test_database_restore_under_a_new_name_leaves_the_live_database_alone(
-    restore_native_destination, restore_account: Account, restore_mysql: mysql.MysqlServer, live_database: str
+    restore_native_destination, restore_account: Account, restore_mysql: MysqlServer, live_database: str
 ) -> None:
     backed_up = rows(restore_mysql, live_database, "posts")
     backup = _backup_with_database(restore_native_destination, restore_account, restore_mysql, live_database)
@@ -251,7 +251,7 @@ def test_database_restore_under_a_new_name_leaves_the_live_database_alone(
 def test_a_damaged_dump_fails_the_restore_and_keeps_the_live_database(
     restore_native_destination,
     restore_account: Account,
-    restore_mysql: mysql.MysqlServer,
+    restore_mysql: MysqlServer,
     live_database: str,
     pure_ftpd,
 ) -> None:
@@ -280,7 +280,7 @@ def test_a_damaged_dump_fails_the_restore_and_keeps_the_live_database(
 def test_a_hostile_dump_cannot_create_another_database_or_grant_anything(
     restore_native_destination,
     restore_account: Account,
-    restore_mysql: mysql.MysqlServer,
+    restore_mysql: MysqlServer,
     live_database: str,
     mysql_cleanup: list[str],
 ) -> None:
@@ -320,7 +320,7 @@ def test_a_hostile_dump_cannot_create_another_database_or_grant_anything(
 def test_each_hostile_statement_alone_is_refused(
     restore_native_destination,
     restore_account: Account,
-    restore_mysql: mysql.MysqlServer,
+    restore_mysql: MysqlServer,
     mysql_cleanup: list[str],
 ) -> None:
     """Statement by statement (so one refusal does not hide the next): each fails the restore."""
@@ -356,7 +356,7 @@ def test_each_hostile_statement_alone_is_refused(
 
 
 def test_views_and_triggers_come_back_owned_by_the_account(
-    restore_native_destination, restore_account: Account, restore_mysql: mysql.MysqlServer, live_database: str
+    restore_native_destination, restore_account: Account, restore_mysql: MysqlServer, live_database: str
 ) -> None:
     restore_mysql.query(
         "CREATE VIEW recent AS SELECT id, title FROM posts WHERE id > 190", database=live_database
@@ -392,13 +392,13 @@ def test_a_backup_is_never_restored_into_another_account(
 ) -> None:
     """GIVEN a queue item that names another account than the backup's WHEN it runs THEN it is
     refused and the other account's home is untouched."""
-    from jobs import restore
+    from jobs.restore.request import queue_restore, validate_request
 
     other_home = tmp_path / "homes" / "other"
     other_home.mkdir(parents=True)
     other = Account.objects.create(username=f"{restore_account.username}x", home=str(other_home))
-    request = restore.validate_request(backup.snapshot, {"whole_account": True, "confirm_overwrite": True})
-    item = restore.queue_restore(backup.snapshot, request, None)
+    request = validate_request(backup.snapshot, {"whole_account": True, "confirm_overwrite": True})
+    item = queue_restore(backup.snapshot, request, None)
     QueueItem.objects.filter(pk=item.pk).update(account=other)
 
     from tests.fixtures_restore import run_item
@@ -414,10 +414,10 @@ def test_a_backup_is_never_restored_into_another_account(
 def test_a_backup_that_is_not_restorable_is_refused_before_anything_is_written(
     backup, restore_account: Account
 ) -> None:
-    from jobs import restore
+    from jobs.restore.request import queue_restore, validate_request
 
-    request = restore.validate_request(backup.snapshot, {"whole_account": True, "confirm_overwrite": True})
-    item = restore.queue_restore(backup.snapshot, request, None)
+    request = validate_request(backup.snapshot, {"whole_account": True, "confirm_overwrite": True})
+    item = queue_restore(backup.snapshot, request, None)
     Snapshot.objects.filter(pk=backup.snapshot.pk).update(state=Snapshot.State.UPDATING)
 
     from tests.fixtures_restore import run_item
@@ -430,10 +430,10 @@ def test_a_backup_that_is_not_restorable_is_refused_before_anything_is_written(
 
 
 def test_files_are_refused_for_an_account_whose_home_is_gone(backup, restore_account: Account) -> None:
-    from jobs import restore
+    from jobs.restore.request import queue_restore, validate_request
 
-    request = restore.validate_request(backup.snapshot, {"paths": ["public_html"]})
-    item = restore.queue_restore(backup.snapshot, request, None)
+    request = validate_request(backup.snapshot, {"paths": ["public_html"]})
+    item = queue_restore(backup.snapshot, request, None)
     shutil.rmtree(restore_account.home)
 
     from tests.fixtures_restore import run_item

@@ -18,8 +18,8 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from destinations.engines import native, ownership
-from jobs import downloads
 from jobs.models import Account, QueueItem
+from jobs.restore import downloads
 from tests.fixtures_restore import (
     HOME_OWNER,
     make_native_backup,

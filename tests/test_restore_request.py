@@ -9,8 +9,12 @@ from django.core.exceptions import ValidationError
 
 from destinations import listing
 from destinations.models import Destination, Engine, Snapshot
-from jobs import dbrestore, restore
+from jobs.dbserver.grants import restore_grants
+from jobs.dbserver.load import DefinerFilter
+from jobs.dbserver.sql import account_may_use, grant_pattern
 from jobs.models import Account, QueueItem
+from jobs.restore.plan import CONFIG_REASON, RestoreRequest, build_plan
+from jobs.restore.request import queue_download, queue_restore, validate_request
 
 pytestmark = pytest.mark.django_db
 
@@ -50,12 +54,12 @@ def snapshot() -> Snapshot:
 
 def errors(snapshot: Snapshot, data: object, **options: bool) -> dict[str, list[str]]:
     with pytest.raises(ValidationError) as caught:
-        restore.validate_request(snapshot, data, **options)
+        validate_request(snapshot, data, **options)
     return caught.value.message_dict
 
 
 def test_a_valid_request_comes_back_typed_and_normalised(snapshot: Snapshot) -> None:
-    request = restore.validate_request(
+    request = validate_request(
         snapshot,
         {
             "parts": [{"kind": "databases", "name": "bob_wp"}, {"kind": "databases", "name": "bob_wp"}],
@@ -65,15 +69,15 @@ def test_a_valid_request_comes_back_typed_and_normalised(snapshot: Snapshot) -> 
             "confirm_overwrite": True,
         },
     )
-    assert request == restore.RestoreRequest(
+    assert request == RestoreRequest(
         parts=(("databases", "bob_wp"),),
         paths=("public_html", "mail/bob.com"),
         target="overwrite",
         database_name="bob_wp_copy",
     )
     whole = {"whole_account": True, "database_name": "", "confirm_overwrite": True}
-    assert restore.validate_request(snapshot, whole).everything
-    assert restore.validate_request(snapshot, whole).target == "new_folder"
+    assert validate_request(snapshot, whole).everything
+    assert validate_request(snapshot, whole).target == "new_folder"
 
 
 @pytest.mark.parametrize(
@@ -147,13 +151,11 @@ def test_files_need_a_home_folder_but_databases_do_not(snapshot: Snapshot) -> No
     snapshot.refresh_from_db()
     assert "no home folder" in errors(snapshot, {"paths": ["public_html"]})["__all__"][0]
     assert "no home folder" in errors(snapshot, {"whole_account": True})["__all__"][0]
-    request = restore.validate_request(
+    request = validate_request(
         snapshot, {"parts": [{"kind": "databases", "name": "bob_wp"}], "confirm_overwrite": True}
     )
     assert request.parts == (("databases", "bob_wp"),)
-    assert restore.validate_request(snapshot, {"paths": ["public_html"]}, for_download=True).paths == (
-        "public_html",
-    )
+    assert validate_request(snapshot, {"paths": ["public_html"]}, for_download=True).paths == ("public_html",)
 
 
 def test_downloads_take_neither_a_target_nor_a_database_name(snapshot: Snapshot) -> None:
@@ -166,22 +168,22 @@ def test_downloads_take_neither_a_target_nor_a_database_name(snapshot: Snapshot)
 
 
 def test_config_parts_are_skipped_by_a_restore_and_kept_by_a_download(snapshot: Snapshot) -> None:
-    request = restore.validate_request(snapshot, {"whole_account": True, "confirm_overwrite": True})
-    plan = restore.build_plan(snapshot, request)
+    request = validate_request(snapshot, {"whole_account": True, "confirm_overwrite": True})
+    plan = build_plan(snapshot, request)
     assert plan.whole_home
     assert plan.databases == ["bob_wp", "bob_shop"]
     assert plan.db_users is None
-    assert plan.skipped == [("dns_zones: bob.com", restore.CONFIG_REASON)]
-    download = restore.build_plan(
+    assert plan.skipped == [("dns_zones: bob.com", CONFIG_REASON)]
+    download = build_plan(
         snapshot,
-        restore.validate_request(snapshot, {"whole_account": True}, for_download=True),
+        validate_request(snapshot, {"whole_account": True}, for_download=True),
         for_download=True,
     )
     assert download.config == [("dns_zones", "bob.com")]
     assert download.skipped == []
-    mailbox = restore.build_plan(
+    mailbox = build_plan(
         snapshot,
-        restore.validate_request(snapshot, {"parts": [{"kind": "email_accounts", "name": "info@bob.com"}]}),
+        validate_request(snapshot, {"parts": [{"kind": "email_accounts", "name": "info@bob.com"}]}),
     )
     assert (mailbox.whole_home, mailbox.mailboxes, mailbox.db_users) == (False, ["info@bob.com"], set())
 
@@ -190,16 +192,14 @@ def test_queueing_creates_an_item_for_the_backups_own_account_with_the_request(s
     from django.contrib.auth import get_user_model
 
     user = get_user_model().objects.create_user("client", password="x")
-    request = restore.validate_request(
+    request = validate_request(
         snapshot, {"paths": ["public_html"], "target": "overwrite", "confirm_overwrite": True}
     )
 
-    item = restore.queue_restore(snapshot, request, user)
-    download = restore.queue_download(
+    item = queue_restore(snapshot, request, user)
+    download = queue_download(
         snapshot,
-        restore.validate_request(
-            snapshot, {"parts": [{"kind": "dns_zones", "name": "bob.com"}]}, for_download=True
-        ),
+        validate_request(snapshot, {"parts": [{"kind": "dns_zones", "name": "bob.com"}]}, for_download=True),
         user,
     )
 
@@ -216,7 +216,7 @@ def test_queueing_creates_an_item_for_the_backups_own_account_with_the_request(s
         "target": "overwrite",
         "confirm_overwrite": True,
     }
-    assert restore.validate_request(snapshot, item.params) == request
+    assert validate_request(snapshot, item.params) == request
     assert download.kind == QueueItem.Kind.DOWNLOAD
     assert download.params == {"parts": [{"kind": "dns_zones", "name": "bob.com"}], "paths": []}
 
@@ -225,17 +225,17 @@ def test_queueing_creates_an_item_for_the_backups_own_account_with_the_request(s
 
 
 def test_only_the_accounts_own_databases_may_be_written() -> None:
-    assert dbrestore.account_may_use("bob", [], "bob_wp")
-    assert dbrestore.account_may_use("bob", ["wordpress"], "wordpress")
-    assert not dbrestore.account_may_use("bob", [], "bobby_wp")
-    assert not dbrestore.account_may_use("bob", [], "alice_wp")
-    assert not dbrestore.account_may_use("bob", ["mysql"], "mysql")
-    assert not dbrestore.account_may_use("bob", [], "bob_wp`.x")
+    assert account_may_use("bob", [], "bob_wp")
+    assert account_may_use("bob", ["wordpress"], "wordpress")
+    assert not account_may_use("bob", [], "bobby_wp")
+    assert not account_may_use("bob", [], "alice_wp")
+    assert not account_may_use("bob", ["mysql"], "mysql")
+    assert not account_may_use("bob", [], "bob_wp`.x")
 
 
 def test_grant_patterns_match_only_the_database_itself() -> None:
-    assert dbrestore.grant_pattern("bob_wp") == "bob\\_wp"
-    assert dbrestore.grant_pattern("a%b") == "a\\%b"
+    assert grant_pattern("bob_wp") == "bob\\_wp"
+    assert grant_pattern("a%b") == "a\\%b"
 
 
 class _Recorder:
@@ -270,7 +270,7 @@ def test_grants_outside_the_account_are_skipped_with_reasons() -> None:
     )
     server = _Recorder()
 
-    outcome = dbrestore.restore_grants(server, account_name="bob", mysql_sql=sql)  # type: ignore[arg-type]
+    outcome = restore_grants(server, account_name="bob", mysql_sql=sql)  # type: ignore[arg-type]
 
     reasons = [reason for _what, reason in outcome.skipped]
     assert len(outcome.skipped) == 9 + 1  # every line but the comment and the one fine grant; and ...
@@ -300,7 +300,7 @@ def test_definer_clauses_are_rewritten_in_statement_heads_only() -> None:
         b"/*!50003 CREATE*/ /*!50017 DEFINER='x'@'%'*/ /*!50003 TRIGGER tr BEFORE INSERT ON t */;;\n"
         b"CREATE DEFINER=admin@localhost PROCEDURE p() SELECT 1;\n"
     )
-    rewriter = dbrestore.DefinerFilter(Sink())
+    rewriter = DefinerFilter(Sink())
     for start in range(0, len(sql), 7):  # arbitrary pieces: clauses cut across writes
         rewriter.write(sql[start : start + 7])
     rewriter.close()

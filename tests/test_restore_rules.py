@@ -173,12 +173,13 @@ def test_a_download_takes_no_confirm_overwrite(api: APIClient, snapshot: Snapsho
 def test_the_worker_checks_the_same_rules_again(snapshot: Snapshot) -> None:
     """A queue item whose params were written without the explicit choices (by hand, or before
     the rules) is refused by the worker instead of restoring everything."""
-    from jobs import restore
+    from jobs.restore.outcome import RestoreRefused
+    from jobs.restore.request import load_request
 
-    with pytest.raises(restore.RestoreRefused, match="Nothing is selected"):
-        restore.load_request(snapshot, {"parts": [], "paths": []})
-    with pytest.raises(restore.RestoreRefused, match="live database"):
-        restore.load_request(snapshot, {"parts": [{"kind": "databases", "name": "ruxbob_wp"}], "paths": []})
+    with pytest.raises(RestoreRefused, match="Nothing is selected"):
+        load_request(snapshot, {"parts": [], "paths": []})
+    with pytest.raises(RestoreRefused, match="live database"):
+        load_request(snapshot, {"parts": [{"kind": "databases", "name": "ruxbob_wp"}], "paths": []})
 
 
 # --- the pages ------------------------------------------------------------------------------------

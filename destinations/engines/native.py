@@ -35,7 +35,8 @@ whose generation is not the one it was told (SlotConflict), but that is no lock.
 Modules: native_common (limits, errors, protocols), native_manifest (the manifest and its
 strict decoder), native_scan (walking and opening the source), native_write (backups),
 native_read (reading, listing, restoring, deleting), native_format (the text written to
-destinations), localfs (SafeTree: writing a restore without following symlinks).
+destinations); writing a restore without following symlinks is jobs.restore.sinks.localfs
+(SafeTree).
 """
 
 from .native_common import (

@@ -25,8 +25,8 @@ import zstandard
 
 from destinations import names
 from destinations.ftp import FtpError, PermanentError, RemoteEntry, RemoteStore
+from jobs.restore.sinks.localfs import SafeFile, SafeTree, UnsafePath, split_relative
 
-from .localfs import SafeFile, SafeTree, UnsafePath, split_relative
 from .native_common import (
     ACCOUNT_RE,
     BACKUP_ID_RE,

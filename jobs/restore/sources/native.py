@@ -1,11 +1,10 @@
-"""Restoring Backupsite's own (native) backups.
+"""Reading Backupsite's own (native) backups, for restores and downloads alike.
 
-Files go through ``native.materialise``: only the chunks of the chosen files are read, with
-ranged downloads coalesced per pack, so one file costs about that file's stored bytes. The
-manifest comes from the local copy the catalog keeps (read from the destination only when it
-is missing). Databases stream through ``native.download_dump`` (size and sha256 verified) into
-``dbrestore``. ``PackReader`` serves downloads and the mailbox files: sequential ranged reads
-of packs over one connection.
+The manifest comes from the local copy the catalog keeps (read from the destination only when it
+is missing), and must name the account restored into. A client has only what the account's uid
+could read on the live system (``readable_files``; the rest is reported as skipped); an admin
+has everything. ``PackReader`` serves downloads and the mailbox files: sequential ranged reads
+of packs over one connection, checked against each file's sha256 (``read_entry``).
 """
 
 from __future__ import annotations
@@ -16,32 +15,21 @@ import hashlib
 import os
 import stat
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
 
-from destinations import catalog, names
+from destinations import catalog
 from destinations.engines import native, ownership
 from destinations.engines.native_common import PACKS_DIR, Session
 from destinations.engines.native_read import GAP_BRIDGE, decode_chunk
 from destinations.ftp import RemoteStore
 from destinations.models import Snapshot
 
-from .models import Account
-from .queue import EngineProgress
-from .restore import (
-    MAIL_FILES,
-    MAX_MAIL_FILE,
-    HomeTarget,
-    Outcome,
-    Plan,
-    RestoreRefused,
-    merge_mail_file,
-    restore_databases,
-    write_error,
-)
+from ...models import Account
+from ..outcome import Outcome, RestoreRefused
+from ..plan import MAIL_FILES, Plan
 
 NOBODY = 65534
 
-# --- shared with downloads ------------------------------------------------------------------
+# --- the manifest and what the requester may have of it ---------------------------------------
 
 
 def manifest_of(snapshot: Snapshot, account: Account, session: Session) -> native.Manifest:
@@ -104,124 +92,6 @@ def mail_file_entries(manifest: native.Manifest, plan: Plan) -> Iterator[tuple[s
             entry = entries.get(rel.encode("utf-8", "surrogateescape"))
             if entry is not None and entry.type == "f" and not plan.covers_home_path(rel):
                 yield rel, entry, boxes
-
-
-# --- restore --------------------------------------------------------------------------------
-
-
-def restore(
-    snapshot: Snapshot,
-    account: Account,
-    plan: Plan,
-    session: Session,
-    progress: EngineProgress,
-    outcome: Outcome,
-) -> None:
-    manifest = manifest_of(snapshot, account, session)
-    if plan.wants_files:
-        with HomeTarget(account, new_folder=not plan.overwrite) as target:
-            outcome.folder = target.display
-            progress.log(f"Files go to {target.display}")
-            paths: list[str] | None = None
-            if not plan.whole_home:
-                folders = (mailbox_folder(box) for box in plan.mailboxes)
-                paths = [*plan.paths, *(f for f in folders if not plan.covers_home_path(f))]
-            wanted = None if paths is None else [names.to_bytes(p) for p in paths]
-            full = manifest
-            manifest = readable_files(
-                full,
-                account,
-                target.ids,
-                plan,
-                lambda rel: wanted is None or any(rel == w or rel.startswith(w + b"/") for w in wanted),
-                outcome,
-            )
-            if paths is not None and manifest is not full:
-                # A chosen path left out above was reported; materialise must not call it missing.
-                kept, known = manifest.entry_map(), full.entry_map()
-                paths = [p for p in paths if names.to_bytes(p) in kept or names.to_bytes(p) not in known]
-            if paths is None or paths:
-                owners = ownership.Owners(manifest, target.ids)
-                result = native.materialise(
-                    session,
-                    snapshot.path,
-                    manifest,
-                    target.root,
-                    paths=paths,
-                    progress=progress,
-                    owner=target.owner,
-                    owner_of=owners.of,
-                    overwrite=plan.overwrite,
-                )
-                outcome.restored += result.restored
-                for path, reason in result.skipped:
-                    outcome.skip(path, reason, failure=not reason.startswith("exists"))
-                progress.stage_done()
-            if plan.mailboxes:
-                _mail_lines(snapshot, manifest, plan, session, target, outcome)
-    sizes = {db.name: db.size for db in manifest.databases}
-    restore_databases(
-        account,
-        plan,
-        progress,
-        outcome,
-        [
-            (db, _dump_writer(session, snapshot.path, manifest, db, progress, sizes.get(db, 0)), "", "")
-            for db in plan.databases
-        ],
-    )
-
-
-def _dump_writer(
-    session: Session, path: str, manifest: native.Manifest, database: str, progress: EngineProgress, size: int
-) -> Any:
-    def write(out: Any) -> None:
-        progress.stage_done()
-        native.download_dump(session, path, manifest, database, _Counted(out, progress, size))
-
-    return write
-
-
-class _Counted:
-    """Passes a dump on to the loader, reporting its bytes as progress."""
-
-    def __init__(self, out: Any, progress: EngineProgress, total: int) -> None:
-        self.out = out
-        self.progress = progress
-        self.total = total
-        self.done = 0
-
-    def write(self, data: bytes) -> int:
-        self.out.write(data)
-        self.done += len(data)
-        self.progress.progress(bytes_done=self.done, bytes_total=self.total, files_done=0, files_total=0)
-        return len(data)
-
-
-def _mail_lines(
-    snapshot: Snapshot,
-    manifest: native.Manifest,
-    plan: Plan,
-    session: Session,
-    target: HomeTarget,
-    outcome: Outcome,
-) -> None:
-    """Each restored box's lines of etc/<domain>/passwd, shadow and quota (others' lines kept)."""
-    with session.connection() as conn, target.tree() as tree:
-        reader = PackReader(conn, snapshot.path)
-        try:
-            for rel, entry, boxes in mail_file_entries(manifest, plan):
-                if entry.size > MAX_MAIL_FILE:
-                    outcome.skip(rel, "too large for a mail account file", failure=True)
-                    continue
-                try:
-                    data = b"".join(read_entry(reader, entry))
-                    if merge_mail_file(target, tree, rel, data, boxes, entry.mode):
-                        outcome.restored += 1
-                except (native.ObjectCorrupt, OSError, ValueError) as exc:
-                    outcome.skip(rel, write_error(rel, exc), failure=True)
-        finally:
-            reader.close()
 
 
 # --- reading packs sequentially ---------------------------------------------------------------

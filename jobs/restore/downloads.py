@@ -17,27 +17,23 @@ What it holds, whatever the engine:
   ``etc/<domain>/passwd``, ``shadow`` and ``quota``.
 
 A client's download leaves out what the account's uid could not read on the live system
-(``restore_native.readable_files``; reported as skipped); an admin's holds everything.
+(``sources.native.readable_files``; reported as skipped); an admin's holds everything.
 
 Native backups are streamed into the tar.gz without staging: files are read in pack order
 through ranged downloads (one transfer per pack for what is chosen), checked against their
 sha256 (a mismatch fails the download: a tar cannot take bytes back). cPanel archives are read
-once and the chosen members re-packed as they stream past. gzip runs at level 3.
+once and the chosen members re-packed as they stream past. gzip runs at level 3
+(``sinks.targz``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import gzip
-import os
 import re
 import secrets
 import shutil
-import tarfile
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from django.conf import settings
@@ -47,16 +43,21 @@ from django.utils.dateparse import parse_datetime
 
 from destinations import names
 from destinations.engines import cpanel, native
-from destinations.engines.localfs import UnsafePath, safe_mode, split_relative
 from destinations.engines.native_common import Session
 from destinations.engines.tarsafe import ArchiveError, printable
 from destinations.models import Engine, Snapshot
+from destinations.sessions import open_session as open_destination_session
 
-from . import queue
-from .models import Account, QueueItem
-from .queue import EngineProgress
-from .restore import MAX_MAIL_FILE, Outcome, Plan, aborts, box_lines, load_run, open_session
-from .restore_cpanel import (
+from .. import queue
+from ..models import Account, QueueItem
+from ..queue import EngineProgress
+from .outcome import Outcome
+from .plan import MAX_MAIL_FILE, Plan
+from .runner import SessionFactory, aborts, load_run
+from .sinks.home import box_lines
+from .sinks.localfs import UnsafePath, split_relative
+from .sinks.targz import TarGzWriter, TarOwner
+from .sources.cpanel import (
     DUMP_SUFFIXES,
     above_chosen,
     archive_stream,
@@ -70,7 +71,7 @@ from .restore_cpanel import (
     owner_label,
     read_capped,
 )
-from .restore_native import (
+from .sources.native import (
     PackReader,
     account_ids,
     mail_file_entries,
@@ -80,8 +81,6 @@ from .restore_native import (
     readable_files,
 )
 
-GZIP_LEVEL = 3
-TarOwner = tuple[int, int, str, str]  # uid, gid, user name, group name
 TOKEN_RE = re.compile(r"[0-9a-f]{32}")
 
 
@@ -100,8 +99,14 @@ def _ttl() -> timedelta:
     return timedelta(hours=int(settings.DOWNLOAD_TTL_HOURS))
 
 
-def run_download(item: QueueItem, reporter: queue.Reporter) -> dict[str, Any]:
-    """The download task's body (jobs.tasks.run_download via restore.run_download)."""
+def run_download(
+    item: QueueItem,
+    reporter: queue.Reporter,
+    *,
+    open_session: SessionFactory = open_destination_session,
+) -> dict[str, Any]:
+    """The download task's body (jobs.tasks.run_download); `open_session` opens the
+    destination's FTP session."""
     snapshot, account, request, plan = load_run(item, for_download=True)
     token = secrets.token_hex(16)
     folder = _downloads_dir() / token
@@ -217,116 +222,6 @@ def expire_downloads(*, now: datetime | None = None) -> int:
                     shutil.rmtree(folder, ignore_errors=True)
                     removed += 1
     return removed
-
-
-# --- the tar.gz -------------------------------------------------------------------------------
-
-
-class TarGzWriter:
-    """A GNU tar, gzip-compressed, written member by member (file sizes known up front).
-
-    Names are str with surrogateescape for bytes that are not UTF-8 (written back as those
-    bytes). setuid/setgid bits are dropped from every mode.
-    """
-
-    def __init__(self, path: Path, level: int = GZIP_LEVEL) -> None:
-        # Private whatever the umask: it holds the client's files.
-        self._file = open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")  # noqa: SIM115 - closed by close()
-        self._gz = gzip.GzipFile(fileobj=self._file, mode="wb", compresslevel=level, mtime=0)
-        self.offset = 0
-        self.members = 0
-        self.names: set[str] = set()
-
-    def _info(
-        self, name: str, kind: bytes, mode: int, mtime: int, owner: TarOwner | None = None
-    ) -> tarfile.TarInfo:
-        info = tarfile.TarInfo(name)
-        info.type = kind
-        info.mode = safe_mode(mode)
-        info.mtime = max(0, int(mtime))
-        if owner is not None:
-            info.uid, info.gid, info.uname, info.gname = owner
-        return info
-
-    def _header(self, info: tarfile.TarInfo) -> None:
-        data = info.tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape")
-        self._gz.write(data)
-        self.offset += len(data)
-        self.members += 1
-        self.names.add(info.name.rstrip("/"))
-
-    def add_dir(self, name: str, mode: int, mtime: int, owner: TarOwner | None = None) -> None:
-        self._header(self._info(name, tarfile.DIRTYPE, mode, mtime, owner))
-
-    def add_symlink(self, name: str, target: str, mtime: int, owner: TarOwner | None = None) -> None:
-        info = self._info(name, tarfile.SYMTYPE, 0o777, mtime, owner)
-        info.linkname = target
-        self._header(info)
-
-    def add_hardlink(self, name: str, target: str, mode: int, mtime: int) -> None:
-        info = self._info(name, tarfile.LNKTYPE, mode, mtime)
-        info.linkname = target
-        self._header(info)
-
-    def add_bytes(self, name: str, data: bytes, mode: int, mtime: int) -> None:
-        with self.file(name, len(data), mode, mtime) as out:
-            out.write(data)
-
-    @contextlib.contextmanager
-    def file(
-        self, name: str, size: int, mode: int, mtime: int, owner: TarOwner | None = None
-    ) -> Iterator[_MemberSink]:
-        info = self._info(name, tarfile.REGTYPE, mode, mtime, owner)
-        info.size = size
-        self._header(info)
-        sink = _MemberSink(self, name, size)
-        yield sink
-        if sink.written != size:
-            raise OSError(f"{printable(name)}: {sink.written} bytes written, the header says {size}")
-        pad = -size % tarfile.BLOCKSIZE
-        self._gz.write(b"\0" * pad)
-        self.offset += pad
-
-    def close(self) -> None:
-        if self._file.closed:
-            return
-        try:
-            end = b"\0" * (2 * tarfile.BLOCKSIZE)
-            self.offset += len(end)
-            end += b"\0" * (-self.offset % tarfile.RECORDSIZE)
-            self._gz.write(end)
-            self._gz.close()
-        finally:
-            self._file.close()
-
-    def __enter__(self) -> TarGzWriter:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self._gz.close()
-            self._file.close()
-
-
-class _MemberSink:
-    def __init__(self, tar: TarGzWriter, name: str, size: int) -> None:
-        self._tar = tar
-        self._name = name
-        self._size = size
-        self.written = 0
-
-    def write(self, data: bytes | bytearray | memoryview) -> int:
-        length = len(data)
-        if self.written + length > self._size:
-            raise OSError(f"{printable(self._name)}: more bytes than the header says ({self._size})")
-        self._tar._gz.write(data)
-        self._tar.offset += length
-        self.written += length
-        return length
 
 
 # --- native -----------------------------------------------------------------------------------

@@ -18,6 +18,9 @@ Conflict policy (one rule for every restore engine):
 - With `owner`, everything created is chowned (lchown for links) to that (uid, gid), or to
   the (uid, gid) a call names for its entry (a restore puts back the owners a backup
   recorded); without it, nothing is chowned at all (not running as root).
+
+Plain Python (no Django): the native format's restore (``destinations.engines.native_read``)
+writes through it too.
 """
 
 from __future__ import annotations
