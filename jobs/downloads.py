@@ -50,7 +50,8 @@ from destinations.engines import cpanel, native
 from destinations.engines.localfs import UnsafePath, safe_mode, split_relative
 from destinations.engines.native_common import Session
 from destinations.engines.tarsafe import ArchiveError, printable
-from destinations.models import Engine, Snapshot
+from destinations.models import Engine
+from jobs.models import Snapshot
 
 from . import queue
 from .models import Account, QueueItem

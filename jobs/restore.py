@@ -50,7 +50,8 @@ from destinations import listing, names
 from destinations.engines import native
 from destinations.engines.localfs import SafeTree, UnsafePath
 from destinations.ftp import FtpError, FtpSession
-from destinations.models import Destination, Engine, Snapshot
+from destinations.models import Destination, Engine
+from jobs.models import Snapshot
 
 from . import hostroot, queue
 from .models import Account, QueueItem
@@ -864,7 +865,7 @@ def restore_database_part(
 
 
 def open_session(destination: Destination) -> FtpSession:
-    from .backup import open_session as open_backup_session
+    from jobs.backup.cycle import open_session as open_backup_session
 
     return open_backup_session(destination)
 

@@ -34,8 +34,8 @@ from destinations.engines import cpanel, ownership
 from destinations.engines.localfs import SafeTree, UnsafePath
 from destinations.engines.native_common import Session
 from destinations.engines.tarsafe import ArchiveError, Member, MemberData, printable
-from destinations.models import Snapshot
 from destinations.streams import prefetch
+from jobs.models import Snapshot
 
 from . import dbrestore
 from .models import Account

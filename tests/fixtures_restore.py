@@ -26,12 +26,12 @@ from typing import Any
 
 import pytest
 
-from destinations import catalog, reindex
 from destinations.engines import native
 from destinations.ftp import FtpSession
-from destinations.models import Destination, Engine, Snapshot
-from jobs import downloads, mysql, queue, restore
-from jobs.models import Account, QueueItem
+from destinations.models import Destination, Engine
+from jobs import catalog, downloads, mysql, queue, restore
+from jobs.models import Account, QueueItem, Snapshot
+from jobs.reindex import sync as reindex
 from tests.fakes import Counting
 from tests.peers import missing_peer
 

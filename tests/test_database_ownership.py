@@ -23,9 +23,9 @@ from django.core.exceptions import ValidationError
 from django.test import Client
 from rest_framework.test import APIClient
 
-from destinations.models import Destination, Snapshot
+from destinations.models import Destination
 from jobs import dbrestore, mysql
-from jobs.models import Account, QueueItem
+from jobs.models import Account, QueueItem, Snapshot
 from jobs.ownership import Owners
 from tests.cpanel_archives import _member
 from tests.fixtures_jobs import make_job, run_job

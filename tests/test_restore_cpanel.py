@@ -17,9 +17,8 @@ from typing import Any
 
 import pytest
 
-from destinations.models import Snapshot
 from jobs import mysql, restore
-from jobs.models import Account, QueueItem
+from jobs.models import Account, QueueItem, Snapshot
 from tests.cpanel_archives import (
     HOSTILE_KINDS,
     GeneratedArchive,

@@ -8,9 +8,9 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from destinations import listing
-from destinations.models import Destination, Engine, Snapshot
+from destinations.models import Destination, Engine
 from jobs import dbrestore, restore
-from jobs.models import Account, QueueItem
+from jobs.models import Account, QueueItem, Snapshot
 
 pytestmark = pytest.mark.django_db
 

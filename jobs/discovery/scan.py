@@ -34,10 +34,10 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from . import mysql, queue
-from .models import Account, QueueItem
-from .ownership import Owners
-from .validators import validate_home, validate_username
+from jobs import mysql, queue
+from jobs.models import Account, QueueItem
+from jobs.ownership import Owners
+from jobs.validators import validate_home, validate_username
 
 CPANEL_USERS = "var/cpanel/users"
 CPANEL_DATABASES = "var/cpanel/databases"
@@ -620,7 +620,7 @@ def run(item: QueueItem, reporter: queue.Reporter) -> dict[str, Any]:
 def accounts_removed(usernames: list[str], item: QueueItem | None) -> None:
     """Tell the admin which accounts vanished from the server: one message per discovery run
     (a reseller closing 50 accounts is one event), naming each account."""
-    from . import notifications
+    from jobs.notify import events as notifications
 
     days = settings.REMOVED_ACCOUNT_RETENTION_DAYS
     kept = (
