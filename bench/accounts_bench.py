@@ -104,7 +104,7 @@ class NoDatabases:
 def discovery_phase(args: argparse.Namespace, runs: list[Run], notes: dict[str, Any]) -> None:
     from django.conf import settings
 
-    from jobs.discovery import scan as discovery
+    from jobs.discovery import accounts as discovery
     from jobs.models import Account
 
     tree = ROOT / "accounts" / "cpanel-host"
@@ -157,7 +157,7 @@ def backup_phase(args: argparse.Namespace, server: FtpServer, runs: list[Run], n
     from destinations.models import Destination
     from jobs import queue
     from jobs.backup import cycle as backup
-    from jobs.discovery import scan as discovery
+    from jobs.discovery import accounts as discovery
     from jobs.models import Account, BackupJob, QueueItem
 
     tree = ROOT / "accounts" / "plain-host"

@@ -37,7 +37,7 @@ def account_list(request: HttpRequest) -> HttpResponse:
 @staff_required
 @require_POST
 def account_discover(request: HttpRequest) -> HttpResponse:
-    from jobs.discovery import scan as discovery
+    from jobs.discovery import accounts as discovery
 
     item = discovery.queue_discovery(requested_by=request.user)
     messages.success(request, "Looking for the accounts of this server.")

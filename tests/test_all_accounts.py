@@ -13,7 +13,7 @@ import pytest
 
 from jobs.backup import coverage
 from jobs.backup import cycle as backup
-from jobs.discovery import scan as discovery
+from jobs.discovery import accounts as discovery
 from jobs.models import Account, BackupJob, Snapshot
 
 from .fixtures_jobs import run_job

@@ -19,7 +19,7 @@ from rest_framework.test import APIClient
 
 from jobs import queue, schedules
 from jobs.backup import removed
-from jobs.discovery import scan as discovery
+from jobs.discovery import accounts as discovery
 from jobs.models import Account, QueueItem
 
 from .host_trees import cpanel_host, plain_host

@@ -19,7 +19,7 @@ from jobs.api.backups import PATH_B64_HELP, VersionSerializer, query_path
 from jobs.api.queue import QueueItemSerializer
 from jobs.backup import cycle as backup
 from jobs.browse import versions
-from jobs.discovery import scan as discovery
+from jobs.discovery import accounts as discovery
 from jobs.models import Account, BackupJob
 from jobs.validators import home_warnings
 
