@@ -75,7 +75,8 @@ def test_a_database_of_the_previous_schema_upgrades_with_its_rows_references_and
         ["home"],
         WHEN,
     )
-    assert moved.account_id == account.pk and moved.destination_id == destination.pk
+    assert moved.account_id == account.pk
+    assert moved.destination_id == destination.pk
     assert moved.account.owner.username == "alice", "the client still owns the account's backups"
     assert QueueItem.objects.get(pk=finished.pk).snapshot_id == snapshot.pk
     assert QueueItem.objects.get(pk=running.pk).lock == f"backup:job:{job.pk}", (
