@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 PIP_INSTALL := $(PIP) install --quiet --build-constraint requirements/build-constraints.txt
 
-.PHONY: run test lint install install-dev clean
+.PHONY: run test test-postgres lint install install-dev clean
 
 $(VENV)/.run-installed: pyproject.toml requirements/build-constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,8 +32,14 @@ lint: install-dev
 	$(VENV)/bin/mypy .
 	BACKUPSITE_DATA_DIR=$(CURDIR)/.test-data $(PY) manage.py makemigrations --check --dry-run
 
+# The suite on SQLite (the default database), then again on PostgreSQL when POSTGRES_URL names a
+# server (CI sets it): both databases a deployment may use are proven, not assumed.
 test: lint
 	BACKUPSITE_DATA_DIR=$(CURDIR)/.test-data $(VENV)/bin/pytest $(PYTEST_ARGS)
+	if [ -n "$(POSTGRES_URL)" ]; then $(MAKE) --no-print-directory test-postgres; fi
+
+test-postgres: install-dev
+	DATABASE_URL=$(POSTGRES_URL) BACKUPSITE_DATA_DIR=$(CURDIR)/.test-data-pg $(VENV)/bin/pytest $(PYTEST_ARGS)
 
 clean:
-	rm -rf .test-data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .test-data .test-data-pg .pytest_cache .mypy_cache .ruff_cache

@@ -1,19 +1,27 @@
-"""Who may see what: one small helper per object kind, answering 404 for what is not yours.
+"""Who may see what, for pages and the API alike: one small helper per object kind,
+answering 404 for what is not yours.
 
 Admins (staff) see everything. A client sees only the accounts they own, the restorable
 backups of those accounts, and the queue items they asked for on them.
+
+The project shell is used by every app (destinations' pages too), so it names the jobs
+models by their label through the app registry instead of importing the jobs app.
 """
 
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from django.apps import apps
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils.http import url_has_allowed_host_and_scheme
+from rest_framework import permissions
+from rest_framework.exceptions import NotFound
+from rest_framework.request import Request
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -29,6 +37,26 @@ def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
         return view(request, *args, **kwargs)
 
     return wrapper
+
+
+class IsStaff(permissions.BasePermission):
+    """API: admins only. A logged-in client gets 404, as for anything else that is not theirs."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        if not (request.user and request.user.is_authenticated):
+            return False
+        if not request.user.is_staff:
+            raise NotFound
+        return True
+
+
+class StaffWritePermission(IsStaff):
+    """API: clients may read what is theirs; only admins write."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        if request.method in ("GET", "HEAD", "OPTIONS"):
+            return bool(request.user and request.user.is_authenticated)
+        return super().has_permission(request, view)
 
 
 def panel_url(request: HttpRequest, url: str | None, fallback: str) -> str:
@@ -50,8 +78,7 @@ def is_staff(user: Any) -> bool:
 
 
 def visible_accounts(user: Any) -> QuerySet[Any]:
-    from jobs.models import Account
-
+    Account = apps.get_model("jobs", "Account")
     if is_staff(user):
         return Account.objects.all()
     if not user.is_authenticated:
@@ -60,8 +87,7 @@ def visible_accounts(user: Any) -> QuerySet[Any]:
 
 
 def visible_snapshots(user: Any) -> QuerySet[Any]:
-    from destinations.models import Snapshot
-
+    Snapshot = apps.get_model("jobs", "Snapshot")
     snapshots = Snapshot.objects.select_related("destination", "account")
     if is_staff(user):
         return snapshots
@@ -73,8 +99,7 @@ def visible_snapshots(user: Any) -> QuerySet[Any]:
 
 
 def visible_queue_items(user: Any) -> QuerySet[Any]:
-    from jobs.models import QueueItem
-
+    QueueItem = apps.get_model("jobs", "QueueItem")
     if is_staff(user):
         return QueueItem.objects.all()
     if not user.is_authenticated:

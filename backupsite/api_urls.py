@@ -1,10 +1,10 @@
 from rest_framework.routers import DefaultRouter
 
-from destinations.api import DestinationViewSet
 from jobs.api import (
     AccountViewSet,
     BackupJobViewSet,
     ClientViewSet,
+    DestinationViewSet,
     NotificationTargetViewSet,
     QueueItemViewSet,
     SnapshotViewSet,

@@ -5,4 +5,5 @@ class BackupsiteConfig(AppConfig):
     name = "backupsite"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401
+        # The Celery app, so that tasks sent from the panel go to its broker.
+        from . import celery, checks  # noqa: F401

@@ -4,7 +4,13 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView
 
+from destinations import urls as destination_urls
+from jobs import destination_urls as destination_work_urls
+
 from . import passwords, views
+
+# One namespace for the destination pages: their settings (destinations) and the work on them (jobs).
+destination_patterns = [*destination_urls.urlpatterns, *destination_work_urls.urlpatterns]
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -19,7 +25,7 @@ urlpatterns = [
     path("preferences/", views.preferences, name="preferences"),
     path("", include(passwords.urlpatterns)),
     path("admin/", admin.site.urls),
-    path("destinations/", include("destinations.urls")),
+    path("destinations/", include((destination_patterns, "destinations"))),
     path("", include("jobs.urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/", include("backupsite.api_urls")),

@@ -104,7 +104,7 @@ class NoDatabases:
 def discovery_phase(args: argparse.Namespace, runs: list[Run], notes: dict[str, Any]) -> None:
     from django.conf import settings
 
-    from jobs import discovery
+    from jobs.discovery import accounts as discovery
     from jobs.models import Account
 
     tree = ROOT / "accounts" / "cpanel-host"
@@ -155,7 +155,9 @@ def backup_phase(args: argparse.Namespace, server: FtpServer, runs: list[Run], n
     from django.conf import settings
 
     from destinations.models import Destination
-    from jobs import backup, discovery, queue
+    from jobs import queue
+    from jobs.backup import cycle as backup
+    from jobs.discovery import accounts as discovery
     from jobs.models import Account, BackupJob, QueueItem
 
     tree = ROOT / "accounts" / "plain-host"

@@ -206,7 +206,8 @@ def build_backups(spec: dict[str, Any]) -> dict[str, Any]:
     from django.utils import timezone
 
     from destinations import listing
-    from destinations.models import Destination, Engine, ListingBlob, Snapshot
+    from destinations.models import Destination, Engine, ListingBlob
+    from jobs.models import Snapshot
 
     backups = int(spec.get("backups", 7))
     scale = float(spec.get("scale", 1.0))

@@ -93,14 +93,21 @@ def _setup() -> None:
 
     Path(tempfile.gettempdir()).mkdir(parents=True, exist_ok=True)
     django.setup()
-    for module in ("redis", "destinations.ftp.leases", "destinations.reindex", "jobs.tasks"):
+    for module in (
+        "redis",
+        "destinations.ftp.leases",
+        "jobs.reindex.sync",
+        "jobs.backup.tasks",
+        "jobs.restore.tasks",
+    ):
         importlib.import_module(module)
 
 
 def _run_queue_item(kind: str, **fields: Any) -> dict[str, Any]:
     from django.conf import settings
 
-    from jobs import backup, queue
+    from jobs import queue
+    from jobs.backup import cycle as backup
     from jobs.models import QueueItem
 
     counters = SeamCounters()
@@ -108,12 +115,12 @@ def _run_queue_item(kind: str, **fields: Any) -> dict[str, Any]:
     Path(settings.TEMP_DIR).mkdir(parents=True, exist_ok=True)
     item = queue.enqueue(kind, dispatch=False, **fields)
     if kind == QueueItem.Kind.BACKUP:
-        from jobs.backup import run as body
+        from jobs.backup.cycle import run as body
 
         if backup.take_job(item.pk) is not True:
             raise RuntimeError("the job is held by another run")
     else:
-        from destinations.reindex import run as body
+        from jobs.reindex.sync import run as body
     sampler = PeakSampler([Path(settings.TEMP_DIR), Path(tempfile.gettempdir())])
     sampler.start()
     try:

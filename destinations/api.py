@@ -2,14 +2,13 @@ from typing import Any
 
 from django.db.models import ProtectedError
 from django.utils import timezone
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import permissions, serializers, status, viewsets
+from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from backupsite.access import IsStaff
 from backupsite.api import ModelCleanSerializer, StrictBodyMixin
 
 from . import validated
@@ -63,17 +62,6 @@ class DestinationSerializer(ModelCleanSerializer):
         return instance
 
 
-class IsStaff(permissions.BasePermission):
-    """Admins only. A logged-in client gets 404, as for anything else that is not theirs."""
-
-    def has_permission(self, request: Request, view: Any) -> bool:
-        if not (request.user and request.user.is_authenticated):
-            return False
-        if not request.user.is_staff:
-            raise NotFound
-        return True
-
-
 class ValidationCheckSerializer(serializers.Serializer):
     name = serializers.CharField()
     ok = serializers.BooleanField()
@@ -83,7 +71,10 @@ class ValidationCheckSerializer(serializers.Serializer):
 
 
 class DestinationViewSet(StrictBodyMixin, viewsets.ModelViewSet):
-    """FTP destinations (admins only). Deleting one never touches the files on the server."""
+    """FTP destinations (admins only). Deleting one never touches the files on the server.
+
+    The work on a destination (reindex, verify) is added by `jobs.api`, which registers the
+    extended view set."""
 
     queryset = Destination.objects.all()
     serializer_class = DestinationSerializer
@@ -115,46 +106,3 @@ class DestinationViewSet(StrictBodyMixin, viewsets.ModelViewSet):
         report = validate_destination(destination, holder=f"Validate by {request.user.get_username()}")
         validated.record(destination.pk, timezone.now(), report.ok)
         return Response(report.as_dict())
-
-    @extend_schema(request=None, responses={202: OpenApiTypes.OBJECT})
-    @action(detail=True, methods=["post"])
-    def reindex(self, request: Request, pk: str | None = None) -> Response:
-        """Queue a reindex of this destination (or answer the one already queued); answers the queue item."""
-        from jobs.api import QueueItemSerializer
-
-        from . import reindex
-
-        destination = self.get_object()
-        if destination.disabled:
-            return Response({"detail": "This destination is disabled."}, status=status.HTTP_409_CONFLICT)
-        item = reindex.queue_reindex(destination, requested_by=request.user)
-        return Response(QueueItemSerializer(item).data, status=status.HTTP_202_ACCEPTED)
-
-    @extend_schema(
-        request=inline_serializer(
-            "VerifyRequest", {"read_percent": serializers.IntegerField(min_value=0, max_value=100)}
-        ),
-        responses={202: OpenApiTypes.OBJECT},
-    )
-    @action(detail=True, methods=["post"])
-    def verify(self, request: Request, pk: str | None = None) -> Response:
-        """Queue an integrity check reading `read_percent` (0-100, default the destination's
-        scheduled share) of the stored bytes, or answer the one already queued."""
-        from jobs import verify
-        from jobs.api import QueueItemSerializer
-
-        destination = self.get_object()
-        if destination.disabled:
-            return Response({"detail": "This destination is disabled."}, status=status.HTTP_409_CONFLICT)
-        body: dict[str, Any] = request.data if isinstance(request.data, dict) else {}
-        unknown = sorted(set(body) - {"read_percent"})
-        if unknown:
-            return Response(
-                {name: ["Unknown field."] for name in unknown}, status=status.HTTP_400_BAD_REQUEST
-            )
-        try:
-            percent = verify.parse_read_percent(body.get("read_percent", destination.verify_read_percent))
-        except verify.ReadPercentInvalid as exc:
-            return Response({"read_percent": [str(exc)]}, status=status.HTTP_400_BAD_REQUEST)
-        item = verify.queue_verify(destination, percent, requested_by=request.user)
-        return Response(QueueItemSerializer(item).data, status=status.HTTP_202_ACCEPTED)

@@ -164,9 +164,6 @@ class Destination(models.Model):
         default=False,
         help_text="Do not use this destination at all.",
     )
-    reindexing = models.ForeignKey(
-        "jobs.QueueItem", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", editable=False
-    )
     last_reindex = models.DateTimeField(null=True, blank=True, editable=False)
     # The last integrity check: when, and its summary ({"ok", "damaged", "orphans", ...}).
     verified_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -267,84 +264,6 @@ class Destination(models.Model):
     @property
     def lease_key(self) -> str:
         return f"backupsite:destination:{self.pk}:connections"
-
-
-class Snapshot(models.Model):
-    """One backup that lies on a destination, as the index knows it.
-
-    `complete` is the single gate for restore: a backup is offered only once complete and
-    without problem flags. Listings of its files live in content-addressed `ListingBlob`s
-    (one per folder, shared between backups where a folder did not change), so N backups of a
-    home with a million files cost about N x folders rows, not N x files.
-    """
-
-    class Type(models.TextChoices):
-        FULL = "full", "Full"
-        INCREMENTAL = "incremental", "Incremental"
-
-    class State(models.TextChoices):
-        COMPLETE = "complete", "Complete"
-        WRITING = "writing", "Being written"
-        UPDATING = "updating", "Being updated"
-        BROKEN = "broken", "Damaged"
-        INCOMPLETE = "incomplete", "Incomplete"
-
-    destination = models.ForeignKey(Destination, on_delete=models.CASCADE, related_name="snapshots")
-    account = models.ForeignKey(
-        "jobs.Account", on_delete=models.SET_NULL, null=True, blank=True, related_name="snapshots"
-    )
-    account_name = models.CharField(max_length=64, db_index=True)
-    engine = models.CharField(max_length=10, choices=Engine.choices)
-    type = models.CharField(max_length=12, choices=Type.choices, default=Type.FULL)
-    layout = models.CharField(max_length=20, blank=True, help_text="Where cPanel put it: daily, weekly, ...")
-    path = models.CharField(
-        max_length=1024, help_text="Where it lies, relative to the destination directory."
-    )
-    created = models.DateTimeField(help_text="When its data was taken.")
-    size = models.BigIntegerField(default=0, help_text="Bytes stored on the destination.")
-    state = models.CharField(max_length=12, choices=State.choices, default=State.WRITING)
-    locked = models.BooleanField(default=False)
-    flags = models.JSONField(default=list, blank=True)
-    problems = models.JSONField(default=list, blank=True)
-    parts = models.JSONField(default=list, blank=True)
-    listing_root = models.CharField(max_length=64, blank=True)
-    # Which job's cycle it belongs to (native engine), and its generation on the destination.
-    job_uuid = models.UUIDField(null=True, blank=True, db_index=True)
-    generation = models.PositiveIntegerField(default=0)
-    # What the last read saw on the destination, so an unchanged archive is not read again.
-    remote_size = models.BigIntegerField(null=True, blank=True)
-    remote_mtime = models.DateTimeField(null=True, blank=True)
-    remote_key = models.CharField(max_length=255, blank=True)
-    indexed = models.DateTimeField(null=True, blank=True)
-    # The last integrity check of this backup and what it found: [{"path", "problem"}]. A
-    # backup with problems is damaged: it stays restorable, and restores what is intact.
-    verified_at = models.DateTimeField(null=True, blank=True)
-    verify_problems = models.JSONField(default=list, blank=True)
-    # Engine details a restore needs (cPanel: the archive's top folder, its pieces, ...).
-    meta = models.JSONField(default=dict, blank=True)
-
-    class Meta:
-        ordering = ["-created"]
-        constraints = [
-            models.UniqueConstraint(fields=["destination", "path"], name="unique_snapshot_path"),
-        ]
-        indexes = [models.Index(fields=["account_name", "-created"])]
-
-    def __str__(self) -> str:
-        return f"{self.account_name} {self.created:%Y-%m-%d %H:%M} on {self.destination}"
-
-    @property
-    def complete(self) -> bool:
-        return self.state == self.State.COMPLETE
-
-    @property
-    def damaged(self) -> bool:
-        """The last integrity check found something missing or corrupt (orphans alone are not damage)."""
-        return any(not p.get("problem", "").startswith("orphan") for p in self.verify_problems)
-
-    @property
-    def restorable(self) -> bool:
-        return self.state == self.State.COMPLETE and not self.flags
 
 
 class ListingBlob(models.Model):

@@ -21,7 +21,7 @@ from django.views.decorators.http import require_POST
 
 from backupsite import access
 from destinations import listing, names
-from destinations.models import Snapshot
+from jobs.models import Snapshot
 
 from .models import QueueItem
 from .restore import downloads, plan

@@ -24,9 +24,10 @@ from django.db.models import Count, Max, OuterRef, Q, Subquery, Sum
 from django.utils import timezone
 
 from destinations import cron
-from destinations.models import Destination, Snapshot
+from destinations.models import Destination
+from jobs.backup import coverage
+from jobs.models import Snapshot
 
-from . import coverage
 from .models import Account, BackupJob, QueueItem
 
 Status = QueueItem.Status

@@ -8,9 +8,9 @@ from django.contrib.auth import get_user_model
 from backupsite.forms import ModelLimitsMixin
 from destinations.models import Destination, Engine
 from destinations.validators import parse_cron
+from jobs.notify.senders import ParsedTarget, parse_target
 
 from .models import Account, BackupJob, NotificationEvent, NotificationTarget
-from .senders import ParsedTarget, parse_target
 from .validators import JUNK_EXCLUDES, home_warnings
 
 
@@ -399,7 +399,7 @@ class NotificationTargetForm(forms.ModelForm):
         return self.parsed.display
 
     def save(self, commit: bool = True) -> NotificationTarget:
-        from .notifications import save_target
+        from jobs.notify.events import save_target
 
         target = super().save(commit=False)
         return save_target(target, self.parsed)

@@ -1,24 +1,40 @@
+"""The models of the jobs app: accounts, their backups as the index knows them (Snapshot),
+and backup jobs. The queue's table and the notification tables live with their packages
+(`jobs.queue.models`, `jobs.notify.models`); they are imported here so Django registers them
+with the app, and may be imported from here too."""
+
 import uuid
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.utils import timezone
 
 from destinations.models import Destination, Engine
 from destinations.validators import validate_cron
 
+from .notify.kinds import NotificationEvent
+from .notify.models import Notification, NotificationTarget
 from .ownership import Owners
+from .queue.models import QueueItem
 from .validators import (
     validate_database_names,
-    validate_events,
     validate_excludes,
     validate_globs,
     validate_home,
     validate_username,
     validate_usernames,
 )
+
+__all__ = [
+    "Account",
+    "BackupJob",
+    "Notification",
+    "NotificationEvent",
+    "NotificationTarget",
+    "QueueItem",
+    "Snapshot",
+]
 
 
 class Account(models.Model):
@@ -132,6 +148,85 @@ class Account(models.Model):
         )
 
 
+class Snapshot(models.Model):
+    """One backup that lies on a destination, as the index knows it.
+
+    `complete` is the single gate for restore: a backup is offered only once complete and
+    without problem flags. Listings of its files live in content-addressed `ListingBlob`s
+    (one per folder, shared between backups where a folder did not change), so N backups of a
+    home with a million files cost about N x folders rows, not N x files.
+    """
+
+    class Type(models.TextChoices):
+        FULL = "full", "Full"
+        INCREMENTAL = "incremental", "Incremental"
+
+    class State(models.TextChoices):
+        COMPLETE = "complete", "Complete"
+        WRITING = "writing", "Being written"
+        UPDATING = "updating", "Being updated"
+        BROKEN = "broken", "Damaged"
+        INCOMPLETE = "incomplete", "Incomplete"
+
+    destination = models.ForeignKey(Destination, on_delete=models.CASCADE, related_name="snapshots")
+    account = models.ForeignKey(
+        Account, on_delete=models.SET_NULL, null=True, blank=True, related_name="snapshots"
+    )
+    account_name = models.CharField(max_length=64, db_index=True)
+    engine = models.CharField(max_length=10, choices=Engine.choices)
+    type = models.CharField(max_length=12, choices=Type.choices, default=Type.FULL)
+    layout = models.CharField(max_length=20, blank=True, help_text="Where cPanel put it: daily, weekly, ...")
+    path = models.CharField(
+        max_length=1024, help_text="Where it lies, relative to the destination directory."
+    )
+    created = models.DateTimeField(help_text="When its data was taken.")
+    size = models.BigIntegerField(default=0, help_text="Bytes stored on the destination.")
+    state = models.CharField(max_length=12, choices=State.choices, default=State.WRITING)
+    locked = models.BooleanField(default=False)
+    flags = models.JSONField(default=list, blank=True)
+    problems = models.JSONField(default=list, blank=True)
+    parts = models.JSONField(default=list, blank=True)
+    listing_root = models.CharField(max_length=64, blank=True)
+    # Which job's cycle it belongs to (native engine), and its generation on the destination.
+    job_uuid = models.UUIDField(null=True, blank=True, db_index=True)
+    generation = models.PositiveIntegerField(default=0)
+    # What the last read saw on the destination, so an unchanged archive is not read again.
+    remote_size = models.BigIntegerField(null=True, blank=True)
+    remote_mtime = models.DateTimeField(null=True, blank=True)
+    remote_key = models.CharField(max_length=255, blank=True)
+    indexed = models.DateTimeField(null=True, blank=True)
+    # The last integrity check of this backup and what it found: [{"path", "problem"}]. A
+    # backup with problems is damaged: it stays restorable, and restores what is intact.
+    verified_at = models.DateTimeField(null=True, blank=True)
+    verify_problems = models.JSONField(default=list, blank=True)
+    # Engine details a restore needs (cPanel: the archive's top folder, its pieces, ...).
+    meta = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        db_table = "destinations_snapshot"  # where it lived first; the table kept its name
+        ordering = ["-created"]
+        constraints = [
+            models.UniqueConstraint(fields=["destination", "path"], name="unique_snapshot_path"),
+        ]
+        indexes = [models.Index(fields=["account_name", "-created"], name="destination_account_bc8c1b_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.account_name} {self.created:%Y-%m-%d %H:%M} on {self.destination}"
+
+    @property
+    def complete(self) -> bool:
+        return self.state == self.State.COMPLETE
+
+    @property
+    def damaged(self) -> bool:
+        """The last integrity check found something missing or corrupt (orphans alone are not damage)."""
+        return any(not p.get("problem", "").startswith("orphan") for p in self.verify_problems)
+
+    @property
+    def restorable(self) -> bool:
+        return self.state == self.State.COMPLETE and not self.flags
+
+
 class BackupJob(models.Model):
     class Type(models.TextChoices):
         FULL = "full", "Full"
@@ -233,9 +328,6 @@ class BackupJob(models.Model):
         help_text="Cron expression (minute hour day month weekday). Empty: only when run by hand.",
     )
     enabled = models.BooleanField(default=True)
-    running = models.ForeignKey(
-        "QueueItem", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", editable=False
-    )
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 
@@ -244,6 +336,16 @@ class BackupJob(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @staticmethod
+    def lock_key(job_id: int) -> str:
+        """The run lock a queue item holds while it runs this job (two runs never overlap)."""
+        return f"backup:job:{job_id}"
+
+    @property
+    def running(self) -> QueueItem | None:
+        """The run of this job holding its lock (pending or running), if any."""
+        return QueueItem.objects.filter(lock=self.lock_key(self.pk)).first()
 
     def clean(self) -> None:
         self.schedule = " ".join(self.schedule.split())
@@ -260,177 +362,3 @@ class BackupJob(models.Model):
             errors["include_home"] = "Include home files, databases, or both."
         if errors:
             raise ValidationError(errors)
-
-
-class QueueItem(models.Model):
-    """The single truth about one piece of background work; tasks write it, pages read it."""
-
-    class Kind(models.TextChoices):
-        BACKUP = "backup", "Backup"
-        ROTATION = "rotation", "Rotation"
-        REINDEX = "reindex", "Reindex"
-        VERIFY = "verify", "Integrity check"
-        RESTORE = "restore", "Restore"
-        DOWNLOAD = "download", "Download"
-        DISCOVERY = "discovery", "Account discovery"
-
-    class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        RUNNING = "running", "Running"
-        COMPLETED = "completed", "Completed"
-        PARTIAL = "partial", "Partially completed"
-        FAILED = "failed", "Failed"
-        ABORTED = "aborted", "Aborted"
-
-    FINISHED = (Status.COMPLETED, Status.PARTIAL, Status.FAILED, Status.ABORTED)
-
-    kind = models.CharField(max_length=10, choices=Kind.choices)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
-    title = models.CharField(max_length=200, blank=True)
-    job = models.ForeignKey(
-        BackupJob, on_delete=models.SET_NULL, null=True, blank=True, related_name="queue_items"
-    )
-    destination = models.ForeignKey(
-        Destination, on_delete=models.SET_NULL, null=True, blank=True, related_name="queue_items"
-    )
-    account = models.ForeignKey(
-        Account, on_delete=models.SET_NULL, null=True, blank=True, related_name="queue_items"
-    )
-    snapshot = models.ForeignKey(
-        "destinations.Snapshot", on_delete=models.SET_NULL, null=True, blank=True, related_name="queue_items"
-    )
-    requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="queue_items"
-    )
-    params = models.JSONField(default=dict, blank=True)
-    progress = models.PositiveSmallIntegerField(default=0)
-    bytes_done = models.BigIntegerField(default=0)
-    bytes_total = models.BigIntegerField(default=0)
-    files_done = models.BigIntegerField(default=0)
-    files_total = models.BigIntegerField(default=0)
-    # The part of bytes_done/files_done an incremental run kept without sending it again.
-    bytes_unchanged = models.BigIntegerField(default=0)
-    files_unchanged = models.BigIntegerField(default=0)
-    log = models.JSONField(default=list, blank=True)
-    error = models.TextField(blank=True)
-    result = models.JSONField(default=dict, blank=True)
-    abort_requested = models.BooleanField(default=False)
-    worker = models.CharField(max_length=200, blank=True)
-    heartbeat = models.DateTimeField(null=True, blank=True)
-    created = models.DateTimeField(auto_now_add=True, db_index=True)
-    started = models.DateTimeField(null=True, blank=True)
-    finished = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created"]
-
-    def __str__(self) -> str:
-        return f"{self.get_kind_display()} #{self.pk} ({self.status})"
-
-    @property
-    def is_finished(self) -> bool:
-        return self.status in self.FINISHED
-
-
-class NotificationEvent(models.TextChoices):
-    """What a notification target can ask to be told about."""
-
-    BACKUP_FAILED = "backup_failed", "Backup failed"
-    BACKUP_PARTIAL = "backup_partial", "Backup partially completed"
-    BACKUP_COMPLETED = "backup_completed", "Backup completed"
-    RESTORE_COMPLETED = "restore_completed", "Restore completed"
-    REINDEX_FAILED = "reindex_failed", "Reindex failed"
-    DESTINATION_UNREACHABLE = "destination_unreachable", "Destination unreachable"
-    INTEGRITY_PROBLEM = "integrity_problem", "Integrity problem"
-    ACCOUNT_REMOVED = "account_removed", "Account removed"
-    DAILY_SUMMARY = "daily_summary", "Daily summary"
-
-
-class NotificationTarget(models.Model):
-    """Where notifications go: an email address (sent through the mail settings) or an
-    Apprise URL (Slack, Telegram, Discord, Matrix, a JSON webhook, ...).
-
-    The URL is encrypted at rest like a destination's password: Apprise URLs carry tokens.
-    `url_display` is the redacted form, the only one pages and the API ever show.
-    """
-
-    name = models.CharField(max_length=80, unique=True, help_text="A name for this target, shown in lists.")
-    url_encrypted = models.TextField(editable=False)
-    url_display = models.CharField(max_length=2000, editable=False)
-    events = models.JSONField(
-        default=list,
-        blank=True,
-        validators=[validate_events],
-        help_text="What to tell this target about.",
-    )
-    enabled = models.BooleanField(default=True)
-    last_sent = models.DateTimeField(null=True, blank=True, editable=False)
-    last_error = models.TextField(blank=True, editable=False)
-    created = models.DateTimeField(auto_now_add=True)
-    updated = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        ordering = ["name"]
-
-    def __str__(self) -> str:
-        return self.name
-
-    @property
-    def url(self) -> str:
-        from destinations import crypto
-
-        return crypto.decrypt(self.url_encrypted)
-
-    def set_url(self, url: str, display: str) -> None:
-        """Store a URL that `senders.parse_target` accepted, with its redacted form."""
-        from destinations import crypto
-
-        self.url_encrypted = crypto.encrypt(url)
-        self.url_display = display
-
-    def clean(self) -> None:
-        self.events = [event for i, event in enumerate(self.events) if event not in self.events[:i]]
-
-
-class Notification(models.Model):
-    """One message to one target (or to a client's own address): the outbox and its history.
-
-    Repeats of an event for the same subject (a job, a destination) within an hour are kept
-    `held` instead of sent; a summary message later reports them and they become `grouped`.
-    """
-
-    class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        SENDING = "sending", "Sending"
-        SENT = "sent", "Sent"
-        FAILED = "failed", "Failed"
-        HELD = "held", "Held back"
-        GROUPED = "grouped", "Reported in a summary"
-
-    target = models.ForeignKey(
-        NotificationTarget, on_delete=models.CASCADE, null=True, blank=True, related_name="notifications"
-    )
-    recipient = models.EmailField(blank=True, help_text="A client's own address, when there is no target.")
-    event = models.CharField(max_length=32)
-    key = models.CharField(max_length=100, blank=True, help_text="What repeats are grouped by: job:7, ...")
-    queue_item = models.ForeignKey(
-        QueueItem, on_delete=models.SET_NULL, null=True, blank=True, related_name="notifications"
-    )
-    subject = models.CharField(max_length=250)
-    body = models.TextField()
-    detail = models.CharField(max_length=500, blank=True, help_text="One line, for summaries.")
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    error = models.TextField(blank=True)
-    summary = models.ForeignKey(
-        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="grouped"
-    )
-    created = models.DateTimeField(default=timezone.now, db_index=True)
-    sent = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created"]
-        indexes = [models.Index(fields=["target", "event", "key", "created"])]
-
-    def __str__(self) -> str:
-        return f"{self.event} to {self.target or self.recipient} ({self.status})"

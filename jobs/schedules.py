@@ -1,14 +1,21 @@
-"""Schedules live in django-celery-beat: one PeriodicTask per scheduled job or reindex,
-rewritten whenever its owner is saved, removed when it is deleted or unscheduled."""
+"""Every schedule of the panel: they live in django-celery-beat, one PeriodicTask per
+scheduled backup job, destination reindex and destination integrity check, rewritten whenever
+its owner is saved (the receivers at the end of this module), removed when it is deleted or
+unscheduled; and the hourly account discovery, made sure of after every migrate."""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from django.conf import settings
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
+from destinations.models import Destination
 from destinations.validators import parse_cron
+from jobs.models import BackupJob
 
 
 def _crontab(expression: str) -> CrontabSchedule:
@@ -88,3 +95,43 @@ def set_discovery_schedule(expression: str) -> None:
         PeriodicTask.objects.filter(name=DISCOVERY_TASK_NAME).update(enabled=False)
         return
     sync(DISCOVERY_TASK_NAME, "jobs.tasks.scheduled_discovery", expression, enabled=True, args=[])
+
+
+# --- the rows that own schedules ----------------------------------------------------------------
+
+
+@receiver(post_save, sender=BackupJob)
+def job_saved(sender: type, instance: BackupJob, **kwargs: Any) -> None:
+    sync(
+        job_task_name(instance.pk),
+        "jobs.tasks.scheduled_backup",
+        instance.schedule,
+        enabled=instance.enabled,
+        args=[instance.pk],
+    )
+
+
+@receiver(post_delete, sender=BackupJob)
+def job_deleted(sender: type, instance: BackupJob, **kwargs: Any) -> None:
+    remove(job_task_name(instance.pk))
+
+
+@receiver(post_save, sender=Destination)
+def destination_saved(sender: type, instance: Destination, **kwargs: Any) -> None:
+    """A destination owns two schedules: its reindex and its integrity check."""
+    for name, task, expression in (
+        (reindex_task_name(instance.pk), "jobs.tasks.scheduled_reindex", instance.reindex_schedule),
+        (verify_task_name(instance.pk), "jobs.tasks.scheduled_verify", instance.verify_schedule),
+    ):
+        sync(name, task, expression, enabled=not instance.disabled, args=[instance.pk])
+
+
+@receiver(post_delete, sender=Destination)
+def destination_deleted(sender: type, instance: Destination, **kwargs: Any) -> None:
+    remove(reindex_task_name(instance.pk))
+    remove(verify_task_name(instance.pk))
+
+
+def after_migrate(sender: Any, **kwargs: Any) -> None:
+    """The hourly account discovery exists (an admin's change is kept)."""
+    ensure_discovery_schedule()

@@ -4,6 +4,8 @@ import re
 
 from django.core.exceptions import ValidationError
 
+from .notify.kinds import NotificationEvent
+
 _USERNAME = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
 _DB_NAME = re.compile(r"^[A-Za-z0-9_$-]{1,64}$")
 
@@ -89,8 +91,6 @@ def home_warnings(home: str) -> list[str]:
 
 def validate_events(value: object) -> None:
     """A notification target's events: a list of known event names."""
-    from .models import NotificationEvent
-
     if not isinstance(value, list) or not all(isinstance(event, str) for event in value):
         raise ValidationError("Give the events as a list of names.")
     unknown = [event for event in value if event not in NotificationEvent.values]

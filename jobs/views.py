@@ -11,8 +11,10 @@ from django.views.decorators.http import require_POST
 from backupsite import access
 from backupsite.access import is_htmx, staff_required
 from destinations.models import Destination
+from jobs import dashboard, queue
+from jobs.backup import cycle as backup
+from jobs.backup import snapshots
 
-from . import backup, dashboard, queue, snapshots
 from .forms import AccountForm, BackupJobForm, DiscoveryScheduleForm
 from .models import Account, BackupJob, QueueItem
 
@@ -35,7 +37,7 @@ def account_list(request: HttpRequest) -> HttpResponse:
 @staff_required
 @require_POST
 def account_discover(request: HttpRequest) -> HttpResponse:
-    from . import discovery
+    from jobs.discovery import accounts as discovery
 
     item = discovery.queue_discovery(requested_by=request.user)
     messages.success(request, "Looking for the accounts of this server.")
@@ -113,12 +115,25 @@ def account_delete(request: HttpRequest, pk: int) -> HttpResponse:
 def job_list(request: HttpRequest) -> HttpResponse:
     last_run = QueueItem.objects.filter(job=OuterRef("pk"), kind=QueueItem.Kind.BACKUP).order_by("-created")
     jobs = list(
-        BackupJob.objects.select_related("destination", "running")
+        BackupJob.objects.select_related("destination")
         .prefetch_related("accounts")
         .annotate(last_run_id=Subquery(last_run.values("pk")[:1]))
     )
     runs = QueueItem.objects.in_bulk([job.last_run_id for job in jobs if job.last_run_id])
-    rows = [{"job": job, "last_run": runs.get(job.last_run_id)} for job in jobs]
+    # The run holding each job's lock, in one query.
+    holders = dict(
+        QueueItem.objects.filter(lock__in=[BackupJob.lock_key(job.pk) for job in jobs]).values_list(
+            "lock", "pk"
+        )
+    )
+    rows = [
+        {
+            "job": job,
+            "last_run": runs.get(job.last_run_id),
+            "running_id": holders.get(BackupJob.lock_key(job.pk)),
+        }
+        for job in jobs
+    ]
     return render(request, "jobs/jobs.html", {"rows": rows, "nav": "jobs"})
 
 
@@ -458,7 +473,7 @@ def notification_enable(request: HttpRequest, pk: int) -> HttpResponse:
 @staff_required
 @require_POST
 def notification_test(request: HttpRequest, pk: int) -> HttpResponse:
-    from . import notifications
+    from jobs.notify import events as notifications
 
     target = _target(pk)
     error = notifications.send_test(target)

@@ -15,7 +15,8 @@ from django.conf import settings
 
 from backupsite.celery import app as celery_app
 from destinations.models import Destination
-from jobs import backup, queue
+from jobs import queue
+from jobs.backup import cycle as backup
 from jobs.models import Account, BackupJob, QueueItem
 
 from .homes import make_home

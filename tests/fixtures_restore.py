@@ -27,14 +27,14 @@ from typing import Any
 
 import pytest
 
-from destinations import catalog, reindex
 from destinations.engines import native
 from destinations.ftp import FtpSession
-from destinations.models import Destination, Engine, Snapshot
+from destinations.models import Destination, Engine
 from destinations.sessions import open_session
-from jobs import mysql, queue
+from jobs import catalog, mysql, queue
 from jobs.dbserver.client import MysqlError, MysqlServer
-from jobs.models import Account, QueueItem
+from jobs.models import Account, QueueItem, Snapshot
+from jobs.reindex import sync as reindex
 from jobs.restore import downloads, runner
 from jobs.restore.request import queue_download, queue_restore, validate_request
 from tests.fakes import Counting

@@ -74,8 +74,8 @@ def showcase() -> Showcase:
     from django.contrib.auth import get_user_model
 
     from destinations import listing
-    from destinations.models import Destination, Snapshot
-    from jobs.models import Account, BackupJob, NotificationTarget, QueueItem
+    from destinations.models import Destination
+    from jobs.models import Account, BackupJob, NotificationTarget, QueueItem, Snapshot
 
     users = get_user_model().objects
     admin = users.create_superuser(ADMIN[0], email="admin@example.com", password=ADMIN[1])
@@ -127,8 +127,8 @@ def showcase() -> Showcase:
         progress=100,
         result={"token": "t0k3n", "url": "/downloads/0/t0k3n/"},
     )
-    from jobs.notifications import save_target
-    from jobs.senders import parse_target
+    from jobs.notify.events import save_target
+    from jobs.notify.senders import parse_target
 
     target = save_target(NotificationTarget(name="ops mail"), parse_target("ops@example.com"))
     return Showcase(admin, client, destination, account, snapshot, job, item, download, target)

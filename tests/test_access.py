@@ -9,8 +9,8 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from destinations.models import Destination, Snapshot
-from jobs.models import Account, BackupJob, QueueItem
+from destinations.models import Destination
+from jobs.models import Account, BackupJob, QueueItem, Snapshot
 
 pytestmark = pytest.mark.django_db
 

@@ -11,9 +11,10 @@ import threading
 
 import pytest
 
-from destinations.models import Snapshot
-from jobs import backup, coverage, discovery
-from jobs.models import Account, BackupJob
+from jobs.backup import coverage
+from jobs.backup import cycle as backup
+from jobs.discovery import accounts as discovery
+from jobs.models import Account, BackupJob, Snapshot
 
 from .fixtures_jobs import run_job
 from .host_trees import plain_host

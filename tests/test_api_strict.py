@@ -13,9 +13,9 @@ from rest_framework.test import APIClient
 
 from backupsite.api_urls import router
 from destinations import listing
-from destinations.models import Destination, Engine, Snapshot
+from destinations.models import Destination, Engine
 from jobs import queue
-from jobs.models import Account, BackupJob, NotificationTarget, QueueItem
+from jobs.models import Account, BackupJob, NotificationTarget, QueueItem, Snapshot
 
 pytestmark = pytest.mark.django_db
 

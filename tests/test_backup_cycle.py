@@ -6,11 +6,12 @@ import secrets
 
 import pytest
 
-from destinations import catalog
 from destinations.engines import native
-from destinations.models import Destination, Snapshot
-from jobs import backup, snapshots
-from jobs.models import QueueItem
+from destinations.models import Destination
+from jobs import catalog
+from jobs.backup import cycle as backup
+from jobs.backup import snapshots
+from jobs.models import QueueItem, Snapshot
 from tests.fixtures_jobs import make_job, run_job
 from tests.ftp_servers import DropMidTransfer
 from tests.homes import change_home, tree_state

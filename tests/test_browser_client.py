@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from destinations.models import Snapshot
-from jobs.models import Account
+from jobs.models import Account, Snapshot
 from tests.fixtures_browser import login, off_the_browser_thread
 from tests.fixtures_jobs import make_job, run_job
 

@@ -7,8 +7,8 @@ import pytest
 from django.utils import timezone
 
 from destinations import listing
-from destinations.models import Destination, Snapshot
-from jobs.models import Account
+from destinations.models import Destination
+from jobs.models import Account, Snapshot
 from tests.fixtures_browser import login
 
 pytestmark = [pytest.mark.browser, pytest.mark.peer, pytest.mark.django_db(transaction=True)]

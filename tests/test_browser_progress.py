@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from destinations.models import Destination, Engine, Snapshot
-from jobs.models import Account, QueueItem
+from destinations.models import Destination, Engine
+from jobs.models import Account, QueueItem, Snapshot
 from tests.cpanel_archives import make_destination_tree
 from tests.fixtures_browser import login
 from tests.fixtures_jobs import make_job

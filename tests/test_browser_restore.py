@@ -18,8 +18,7 @@ from typing import Any
 
 import pytest
 
-from destinations.models import Snapshot
-from jobs.models import Account, QueueItem
+from jobs.models import Account, QueueItem, Snapshot
 from tests.fixtures_browser import login, off_the_browser_thread
 from tests.fixtures_jobs import make_job, run_job
 

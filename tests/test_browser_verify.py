@@ -8,10 +8,10 @@ import secrets
 
 import pytest
 
-from destinations import reindex
-from destinations.models import Destination, Engine, Snapshot
+from destinations.models import Destination, Engine
 from jobs import queue
-from jobs.models import QueueItem
+from jobs.models import QueueItem, Snapshot
+from jobs.reindex import sync as reindex
 from tests.cpanel_archives import make_account_archive
 from tests.fixtures_browser import login, off_the_browser_thread
 

@@ -14,9 +14,9 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from destinations import cron
-from destinations.models import Destination, Snapshot
+from destinations.models import Destination
 from jobs import dashboard
-from jobs.models import Account, BackupJob, QueueItem
+from jobs.models import Account, BackupJob, QueueItem, Snapshot
 
 from .fixtures_jobs import make_job, run_job
 

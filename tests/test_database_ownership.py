@@ -23,10 +23,10 @@ from django.core.exceptions import ValidationError
 from django.test import Client
 from rest_framework.test import APIClient
 
-from destinations.models import Destination, Snapshot
+from destinations.models import Destination
 from jobs.dbserver.client import DumpSource, MysqlServer
 from jobs.dbserver.grants import LOOPBACK_HOSTS, restore_grants
-from jobs.models import Account, QueueItem
+from jobs.models import Account, QueueItem, Snapshot
 from jobs.ownership import Owners
 from tests.cpanel_archives import _member
 from tests.fixtures_jobs import make_job, run_job

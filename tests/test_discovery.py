@@ -17,7 +17,9 @@ from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 from rest_framework.test import APIClient
 
-from jobs import discovery, queue, removed, schedules
+from jobs import queue, schedules
+from jobs.backup import removed
+from jobs.discovery import accounts as discovery
 from jobs.models import Account, QueueItem
 
 from .host_trees import cpanel_host, plain_host
@@ -265,7 +267,8 @@ def test_backups_of_a_removed_account_are_deleted_only_after_the_retention(db, s
     """GIVEN an account removed 31 days ago with a complete, a locked and a cPanel backup, and
     one removed 5 days ago WHEN the daily expiry runs THEN only the first account's unlocked
     Backupsite backup is queued for deletion; with retention 0 nothing is."""
-    from destinations.models import Destination, Snapshot
+    from destinations.models import Destination
+    from jobs.models import Snapshot
 
     destination = Destination.objects.create(name="d", host="127.0.0.1", username="u", directory="b")
     now = timezone.now()
@@ -320,8 +323,9 @@ def test_accounts_gone_from_the_server_are_told_in_one_message_naming_them(cpane
     """GIVEN an email target for account_removed and discovered accounts WHEN two accounts
     vanish and discovery runs as a queue item THEN one account_removed message names both
     and says how long their backups stay; a run that removes nothing tells nothing."""
-    from jobs import notifications, senders
     from jobs.models import Notification, NotificationTarget
+    from jobs.notify import events as notifications
+    from jobs.notify import senders
 
     monkeypatch.setattr(discovery.mysql, "server", NoDatabases)
     target = NotificationTarget(name="ops", events=["account_removed"])

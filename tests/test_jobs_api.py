@@ -9,9 +9,9 @@ from django_celery_beat.schedulers import DatabaseScheduler
 from rest_framework.test import APIClient
 
 from backupsite.celery import app as celery_app
-from destinations.models import Destination, Engine, Snapshot
+from destinations.models import Destination, Engine
 from jobs import queue, schedules
-from jobs.models import Account, BackupJob, QueueItem
+from jobs.models import Account, BackupJob, QueueItem, Snapshot
 
 pytestmark = pytest.mark.django_db
 

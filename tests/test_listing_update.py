@@ -8,8 +8,9 @@ import random
 
 import pytest
 
-from destinations import catalog, listing
+from destinations import listing
 from destinations.engines.native_manifest import ChunkRef, Entry
+from jobs import catalog
 
 pytestmark = pytest.mark.django_db
 

@@ -21,8 +21,7 @@ import pytest
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from destinations.models import Snapshot
-from jobs.models import Account, QueueItem
+from jobs.models import Account, QueueItem, Snapshot
 from tests.cpanel_archives import make_account_archive
 from tests.fixtures_restore import (
     HOME_OWNER,

@@ -12,8 +12,9 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from destinations.models import Destination
-from jobs import notifications, senders
 from jobs.models import Notification, NotificationTarget, QueueItem
+from jobs.notify import events as notifications
+from jobs.notify import senders
 from tests.fixtures_jobs import make_job, run_job
 from tests.fixtures_notify import free_port
 from tests.fixtures_restore import make_native_backup, run_restore
@@ -292,12 +293,12 @@ def test_a_failing_finished_hook_never_changes_the_items_outcome(
     WHEN a backup runs
     THEN the item still ends with its own status and error
     """
-    from jobs import queue
+    from jobs.queue import items
 
     def broken(item, exc):
         raise RuntimeError("notification storage is broken")
 
-    monkeypatch.setattr(queue, "_finished_hooks", [broken, *queue._finished_hooks])
+    monkeypatch.setattr(items, "_finished_hooks", [broken, *items._finished_hooks])
     item = run_job(make_job(dead_destination, home_account))
     assert item.status == QueueItem.Status.FAILED
     assert "could not connect to" in item.error
@@ -314,7 +315,7 @@ def test_a_real_worker_runs_the_failing_backup_and_sends_its_mail(
     WHEN "Run now" queues a backup that fails (the FTP server refuses connections)
     THEN the worker runs it, and the notification it queues on commit reaches both targets
     """
-    from jobs import backup
+    from jobs.backup import cycle as backup
 
     monkeypatch.setenv("EMAIL_HOST", smtp_server.host)
     monkeypatch.setenv("EMAIL_PORT", str(smtp_server.port))

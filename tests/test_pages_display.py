@@ -16,9 +16,9 @@ from backupsite.models import Preferences
 from backupsite.templatetags.when import relative
 from destinations import cron, listing, validated
 from destinations.forms import DestinationForm
-from destinations.models import Destination, Snapshot
+from destinations.models import Destination
 from jobs.forms import AccountForm, BackupJobForm
-from jobs.models import Account, BackupJob, QueueItem
+from jobs.models import Account, BackupJob, QueueItem, Snapshot
 from jobs.templatetags.humanize_bytes import progress_text
 
 pytestmark = pytest.mark.django_db

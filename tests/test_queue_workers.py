@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from destinations.models import Destination, Snapshot
-from jobs import backup, queue
-from jobs.models import Account, BackupJob, QueueItem
+from destinations.models import Destination
+from jobs import queue
+from jobs.backup import cycle as backup
+from jobs.models import Account, BackupJob, QueueItem, Snapshot
 from tests.fixtures_jobs import make_job, run_job
 from tests.ftp_servers import Throttled
 
@@ -89,7 +90,7 @@ def test_twenty_runs_of_ten_jobs_queued_at_once_all_finish_without_overlap(
         assert len(runs) == 2
         assert runs[0][1] <= runs[1][0], f"two runs of {job.name} overlapped: {runs}"
         assert Snapshot.objects.filter(job_uuid=job.uuid, state=Snapshot.State.COMPLETE).count() == 2
-    assert not BackupJob.objects.filter(running__isnull=False).exists()
+    assert not QueueItem.objects.filter(lock__isnull=False).exists(), "every run let its job's lock go"
 
 
 def test_a_killed_worker_leaves_a_stale_item_marked_failed_and_the_next_run_completes(

@@ -12,12 +12,14 @@ from django.conf import settings
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from destinations import catalog, listing, reindex
+from destinations import listing
 from destinations.engines import native
-from destinations.models import Destination, Engine, ListingBlob, Snapshot
+from destinations.models import Destination, Engine, ListingBlob
 from destinations.sessions import open_session
-from jobs import queue, schedules, snapshots
-from jobs.models import Account, QueueItem
+from jobs import catalog, queue, schedules
+from jobs.backup import snapshots
+from jobs.models import Account, QueueItem, Snapshot
+from jobs.reindex import sync as reindex
 from tests.cpanel_archives import make_account_archive, make_destination_tree, make_hostile_archive
 from tests.fixtures_jobs import make_job, run_job
 from tests.homes import change_home, tree_state
@@ -223,7 +225,7 @@ def test_two_reindexes_of_one_destination_never_overlap(cpanel_destination):
     first = reindex.queue_reindex(destination)
     assert reindex.queue_reindex(destination).pk == first.pk, "a pending reindex is answered, not doubled"
     other = queue.enqueue(QueueItem.Kind.REINDEX, dispatch=False, destination=destination)
-    Destination.objects.filter(pk=destination.pk).update(reindexing=first)
+    QueueItem.objects.filter(pk=first.pk).update(lock=reindex.lock_key(destination.pk))
     queue.run_item(other.pk, QueueItem.Kind.REINDEX, reindex.run)
     other.refresh_from_db()
     assert other.status == QueueItem.Status.FAILED

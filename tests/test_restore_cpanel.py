@@ -17,9 +17,8 @@ from typing import Any
 
 import pytest
 
-from destinations.models import Snapshot
 from jobs.dbserver.client import MysqlServer
-from jobs.models import Account, QueueItem
+from jobs.models import Account, QueueItem, Snapshot
 from jobs.restore.plan import CONFIG_REASON
 from jobs.restore.request import validate_request
 from tests.cpanel_archives import (

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from destinations.models import Snapshot
 from jobs.dbserver.client import DumpSource, MysqlServer
-from jobs.models import Account, QueueItem
+from jobs.models import Account, QueueItem, Snapshot
 from tests.fakes import SqlDump, tree_state
 from tests.fixtures_restore import (
     HOME_OWNER,

@@ -445,7 +445,7 @@ def cpanel_owned(
         pytest.skip("needs root: the test chowns files to other users")
     import secrets
 
-    from destinations.models import Snapshot
+    from jobs.models import Snapshot
     from tests.fixtures_restore import chown_tree, cpanel_folder, index_cpanel
 
     user, tenant = f"own{secrets.token_hex(3)}", f"ten{secrets.token_hex(3)}"
@@ -476,7 +476,7 @@ def test_cpanel_restore_keeps_roots_and_known_groups_and_gives_the_rest_to_the_a
     THEN root's entries stay root's, public_html keeps group nobody (99 here) and etc/ group
          mail; the other account's file and everything else belong to the account
     """
-    from destinations.models import Snapshot
+    from jobs.models import Snapshot
 
     snapshot = Snapshot.objects.get(account=cpanel_owned)
     item = run_restore(snapshot, EVERYTHING, admin)
@@ -504,7 +504,7 @@ def test_cpanel_restore_and_download_by_a_client_skip_roots_closed_entries(
     THEN root's closed folder (with its content) and root's 0600 file are left out of both and
          reported as admin only; the rest comes back
     """
-    from destinations.models import Snapshot
+    from jobs.models import Snapshot
 
     cpanel_owned.owner = client
     cpanel_owned.save()

@@ -8,11 +8,11 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from destinations import listing
-from destinations.models import Destination, Engine, Snapshot
+from destinations.models import Destination, Engine
 from jobs.dbserver.grants import restore_grants
 from jobs.dbserver.load import DefinerFilter
 from jobs.dbserver.sql import account_may_use, grant_pattern
-from jobs.models import Account, QueueItem
+from jobs.models import Account, QueueItem, Snapshot
 from jobs.restore.plan import CONFIG_REASON, RestoreRequest, build_plan
 from jobs.restore.request import queue_download, queue_restore, validate_request
 

@@ -12,8 +12,8 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from destinations import listing
-from destinations.models import Destination, Engine, Snapshot
-from jobs.models import Account, QueueItem
+from destinations.models import Destination, Engine
+from jobs.models import Account, QueueItem, Snapshot
 
 pytestmark = pytest.mark.django_db
 

@@ -18,11 +18,13 @@ from django.urls import reverse
 from django_celery_beat.models import PeriodicTask
 from rest_framework.test import APIClient
 
-from destinations import catalog, integrity, reindex
+from destinations import integrity
 from destinations.engines import native
-from destinations.models import Destination, Engine, Snapshot
-from jobs import queue, schedules, verify
-from jobs.models import Notification, NotificationTarget, QueueItem
+from destinations.models import Destination, Engine
+from jobs import catalog, queue, schedules
+from jobs.models import Notification, NotificationTarget, QueueItem, Snapshot
+from jobs.reindex import sync as reindex
+from jobs.verify import check as verify
 from tests.cpanel_archives import make_account_archive
 from tests.fakes import Counting, FakeSession, Recorder
 from tests.fixtures_jobs import make_job, run_job

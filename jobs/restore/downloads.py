@@ -45,8 +45,9 @@ from destinations import names
 from destinations.engines import cpanel, native
 from destinations.engines.native_common import Session
 from destinations.engines.tarsafe import ArchiveError, printable
-from destinations.models import Engine, Snapshot
+from destinations.models import Engine
 from destinations.sessions import open_session as open_destination_session
+from jobs.models import Snapshot
 
 from .. import queue
 from ..models import Account, QueueItem

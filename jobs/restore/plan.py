@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from destinations import names
-from destinations.models import Snapshot
+from jobs.models import Snapshot
 
 from ..models import Account
 

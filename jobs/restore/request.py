@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from destinations import listing, names
-from destinations.models import Snapshot
+from jobs.models import Snapshot
 
 from .. import queue
 from ..limits import check_client_queue

@@ -22,8 +22,9 @@ from backupsite import access
 from destinations.engines import cpanel, native
 from destinations.engines.native_common import Session
 from destinations.engines.tarsafe import ArchiveError
-from destinations.models import Destination, Engine, Snapshot
+from destinations.models import Destination, Engine
 from destinations.sessions import open_session as open_destination_session
+from jobs.models import Snapshot
 
 from .. import queue
 from ..models import Account, QueueItem

@@ -35,7 +35,7 @@ from destinations import names
 from destinations.engines import native, ownership
 from destinations.engines.native_common import Session
 from destinations.engines.tarsafe import ArchiveError, Member, MemberData, printable
-from destinations.models import Snapshot
+from jobs.models import Snapshot
 
 from ... import hostroot
 from ...models import Account

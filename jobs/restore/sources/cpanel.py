@@ -26,8 +26,8 @@ from typing import Any, Protocol
 from destinations.engines import cpanel, ownership
 from destinations.engines.native_common import Session
 from destinations.engines.tarsafe import ArchiveError, Member, MemberData, printable
-from destinations.models import Snapshot
 from destinations.streams import prefetch
+from jobs.models import Snapshot
 
 from ...models import Account
 from ...queue import EngineProgress

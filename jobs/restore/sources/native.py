@@ -16,12 +16,12 @@ import os
 import stat
 from collections.abc import Callable, Iterable, Iterator
 
-from destinations import catalog
 from destinations.engines import native, ownership
 from destinations.engines.native_common import PACKS_DIR, Session
 from destinations.engines.native_read import GAP_BRIDGE, decode_chunk
 from destinations.ftp import RemoteStore
-from destinations.models import Snapshot
+from jobs import catalog
+from jobs.models import Snapshot
 
 from ...models import Account
 from ..outcome import Outcome, RestoreRefused

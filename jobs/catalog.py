@@ -12,11 +12,11 @@ from pathlib import Path
 from django.conf import settings
 from django.utils import timezone
 
-from . import listing, names
-from .engines import native
-from .engines.native_common import manifest_name
-from .engines.native_manifest import decode_manifest, encode_manifest
-from .models import Snapshot
+from destinations import listing, names
+from destinations.engines import native
+from destinations.engines.native_common import manifest_name
+from destinations.engines.native_manifest import decode_manifest, encode_manifest
+from jobs.models import Snapshot
 
 _TYPES = {"f": "file", "d": "dir", "l": "symlink"}
 

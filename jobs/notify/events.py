@@ -20,17 +20,22 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
+from celery import current_app
 from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
 from destinations.ftp import CONNECTION_FAILURES
-
-from . import queue, senders
-from .models import Notification, NotificationEvent, NotificationTarget, QueueItem
+from jobs import queue
+from jobs.models import Notification, NotificationEvent, NotificationTarget, QueueItem
+from jobs.notify import senders
 
 logger = logging.getLogger(__name__)
+
+# The task that sends one notification (jobs.notify.tasks), sent by name: the tasks import
+# this module, not the other way round.
+SEND_NOTIFICATION = "jobs.tasks.send_notification"
 
 Event = NotificationEvent
 GROUP_WINDOW = timedelta(hours=1)
@@ -155,11 +160,9 @@ def _send_after_commit(ids: list[int]) -> None:
 def _dispatch(ids: list[int]) -> None:
     """Hand the messages to the workers. A broker that is down loses nothing of the work that
     caused them: the rows stay pending and `send_held_summaries` sends them again later."""
-    from . import tasks
-
     for pk in ids:
         try:
-            tasks.send_notification.delay(pk)
+            current_app.tasks[SEND_NOTIFICATION].delay(pk)
         except Exception:
             logger.exception("notification %s could not be queued for sending", pk)
 

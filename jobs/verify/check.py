@@ -13,14 +13,14 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from destinations import catalog, integrity
+from destinations import integrity
 from destinations.ftp import FtpError
-from destinations.models import Destination, Engine, Snapshot
+from destinations.models import Destination, Engine
 from destinations.sessions import open_session
-
-from . import notifications
-from .models import QueueItem
-from .queue import Reporter, enqueue
+from jobs import catalog
+from jobs.models import QueueItem, Snapshot
+from jobs.notify import events as notifications
+from jobs.queue import Reporter, enqueue
 
 State = Snapshot.State
 # A backup a running job is writing is left to it; every other state is checked.

@@ -1,163 +1,28 @@
-"""The queue: one table (QueueItem) is the truth about background work.
-
-Tasks claim an item with a conditional UPDATE, report progress through a `Reporter` (which
-also keeps a heartbeat), and finish it with a status. A worker that dies stops the heartbeat;
-`reap_stale` then marks its item failed so nothing shows "running" forever.
-"""
+"""Running an item: a `Reporter` writes its progress, log and heartbeat (and notices an abort
+request); `run_item` claims the item, runs the work's body and records the outcome."""
 
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
 import traceback
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
-from django.db import connection, transaction
-from django.db.models import Q
+from django.db import connection
 from django.utils import timezone
 
+from backupsite.errors import Aborted, describe
 from destinations import names
 from destinations.ftp.leases import holding_for
 
-from .models import BackupJob, QueueItem
+from .items import HEARTBEAT_SECONDS, LOG_LIMIT, Status, claim, finish, tell_finished
+from .models import QueueItem
 
 logger = logging.getLogger(__name__)
 
-HEARTBEAT_SECONDS = 10.0
-STALE_AFTER = timedelta(seconds=90)
-LOG_LIMIT = 2000
 _FLUSH_SECONDS = 0.5
-
-Status = QueueItem.Status
-
-
-class Aborted(Exception):
-    """An admin asked to stop this item."""
-
-
-# Called with every item that finished (and the exception that ended it, if any). Whoever
-# wants to react to finished work registers here, so the queue imports none of them.
-FinishedHook = Callable[[QueueItem, "BaseException | None"], None]
-_finished_hooks: list[FinishedHook] = []
-
-
-def on_finished(hook: FinishedHook) -> FinishedHook:
-    """Register `hook` (once) to be told about every finished item."""
-    if hook not in _finished_hooks:
-        _finished_hooks.append(hook)
-    return hook
-
-
-def _tell_finished(item: QueueItem, exc: BaseException | None) -> None:
-    """A hook that fails is logged and never changes the item's outcome."""
-    for hook in list(_finished_hooks):
-        try:
-            hook(item, exc)
-        except Exception:
-            logger.exception("queue item %s: a finished hook failed", item.pk)
-
-
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def enqueue(kind: str, *, dispatch: bool = True, requested_by: Any = None, **fields: Any) -> QueueItem:
-    """Create a pending item and send its task once the surrounding transaction commits.
-    `requested_by`: the user who asked (anyone not logged in, e.g. beat, is stored as None)."""
-    if not getattr(requested_by, "is_authenticated", False):
-        requested_by = None
-    item = QueueItem.objects.create(kind=kind, requested_by=requested_by, **fields)
-    if dispatch:
-        transaction.on_commit(lambda: dispatch_item(item.pk, kind))
-    return item
-
-
-def dispatch_item(item_id: int, kind: str) -> None:
-    from . import tasks
-
-    tasks.TASKS_BY_KIND[kind].delay(item_id)
-
-
-def claim(item_id: int) -> QueueItem | None:
-    """Take a pending item for this worker; None if it is gone or someone else has it."""
-    now = timezone.now()
-    taken = QueueItem.objects.filter(pk=item_id, status=Status.PENDING).update(
-        status=Status.RUNNING, started=now, heartbeat=now, worker=worker_name()
-    )
-    if not taken:
-        return None
-    return QueueItem.objects.get(pk=item_id)
-
-
-def request_abort(item: QueueItem) -> bool:
-    """Abort a pending item at once, or ask a running one to stop. False if already finished."""
-    now = timezone.now()
-    if QueueItem.objects.filter(pk=item.pk, status=Status.PENDING).update(
-        status=Status.ABORTED, finished=now, error="Aborted before it started."
-    ):
-        return True
-    return bool(QueueItem.objects.filter(pk=item.pk, status=Status.RUNNING).update(abort_requested=True))
-
-
-def finish(item: QueueItem, status: str, *, error: str = "", result: dict[str, Any] | None = None) -> None:
-    fields: dict[str, Any] = {"status": status, "finished": timezone.now(), "error": error[:10000]}
-    if result is not None:
-        fields["result"] = result
-    if status == Status.COMPLETED:
-        fields["progress"] = 100
-    QueueItem.objects.filter(pk=item.pk, status=Status.RUNNING).update(**fields)
-    _release(item.pk)
-    for name, value in fields.items():
-        setattr(item, name, value)
-
-
-def _release(item_id: int) -> None:
-    """Let the next run of a job, or the next reindex of a destination, start."""
-    from destinations.models import Destination
-
-    BackupJob.objects.filter(running_id=item_id).update(running=None)
-    Destination.objects.filter(reindexing_id=item_id).update(reindexing=None)
-
-
-def reap_stale(now: Any = None) -> int:
-    """Mark running items whose worker stopped beating as failed; returns how many."""
-    now = now or timezone.now()
-    stale = QueueItem.objects.filter(status=Status.RUNNING).filter(
-        Q(heartbeat__lt=now - STALE_AFTER) | Q(heartbeat__isnull=True, started__lt=now - STALE_AFTER)
-    )
-    count = 0
-    for item in stale:
-        updated = QueueItem.objects.filter(
-            pk=item.pk, status=Status.RUNNING, heartbeat=item.heartbeat
-        ).update(
-            status=Status.FAILED,
-            finished=now,
-            error="The worker running this item stopped responding (killed or crashed). "
-            "Nothing it was writing was committed; run it again.",
-        )
-        if updated:
-            _release(item.pk)
-            logger.warning("queue item %s marked failed: worker %s stopped", item.pk, item.worker)
-            count += 1
-            item.refresh_from_db()
-            _tell_finished(item, None)
-    return count
-
-
-def redispatch_lost(now: Any = None, older_than: timedelta = timedelta(minutes=5)) -> int:
-    """Send again the tasks of items pending for long (a message lost with a broker restart).
-    Claiming is conditional, so a duplicate delivery is harmless."""
-    now = now or timezone.now()
-    count = 0
-    for item in QueueItem.objects.filter(status=Status.PENDING, created__lt=now - older_than):
-        dispatch_item(item.pk, item.kind)
-        count += 1
-    return count
 
 
 class Reporter:
@@ -307,13 +172,13 @@ def run_item(item_id: int, kind: str, body: Callable[[QueueItem, Reporter], dict
         reporter.log("Aborted.")
     except Exception as exc:
         failure = exc
-        error = _describe(exc)
+        error = names.display(describe(exc))
         reporter.log(f"Failed: {error}")
         logger.error("queue item %s failed:\n%s", item_id, traceback.format_exc())
     finally:
         reporter.close()
         finish(item, status, error=error, result=result)
-    _tell_finished(item, failure)
+    tell_finished(item, failure)
 
 
 CLIENT_WAIT_NOTICE = "Waiting for a connection: other work is using all connections to the backup server."
@@ -332,12 +197,6 @@ def lease_holder(item: QueueItem) -> str:
     """How a connection lease names the work that holds it: "Backup #12 (nightly)"."""
     name = f"{item.get_kind_display()} #{item.pk}"
     return f"{name} ({item.title[:80]})" if item.title else name
-
-
-def _describe(exc: BaseException) -> str:
-    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-    hint = getattr(exc, "hint", "")
-    return names.display(f"{message} ({hint})" if hint else message)
 
 
 class EngineProgress:

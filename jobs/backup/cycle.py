@@ -22,15 +22,14 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from destinations import catalog
 from destinations.engines import native
 from destinations.ftp import CONNECTION_FAILURES, FtpError, FtpSession
-from destinations.models import Engine, Snapshot
+from destinations.models import Engine
 from destinations.sessions import open_session
-
-from . import coverage, hostroot, mysql, queue
-from .dbserver.client import DumpSource, MysqlError
-from .models import Account, BackupJob, QueueItem
+from jobs import catalog, hostroot, mysql, queue
+from jobs.backup import coverage
+from jobs.dbserver.client import DumpSource, MysqlError
+from jobs.models import Account, BackupJob, QueueItem, Snapshot
 
 logger = logging.getLogger(__name__)
 State = Snapshot.State
@@ -66,18 +65,10 @@ def take_job(item_id: int) -> bool | None:
     True: reserved (or already ours). False: another run of the job holds it; try later.
     None: the item is gone or no longer pending; nothing to do.
     """
-    item = QueueItem.objects.filter(pk=item_id).select_related("job").first()
+    item = QueueItem.objects.filter(pk=item_id).first()
     if item is None or item.status != QueueItem.Status.PENDING or item.job_id is None:
         return None if item is None or item.status != QueueItem.Status.PENDING else True
-    if BackupJob.objects.filter(pk=item.job_id, running=item).exists():
-        return True
-    if BackupJob.objects.filter(pk=item.job_id, running__isnull=True).update(running=item):
-        return True
-    holder = BackupJob.objects.filter(pk=item.job_id).values_list("running__status", flat=True).first()
-    if holder is not None and holder != QueueItem.Status.RUNNING and holder != QueueItem.Status.PENDING:
-        # The holder finished without releasing (should not happen); take it over.
-        return bool(BackupJob.objects.filter(pk=item.job_id).update(running=item))
-    return False
+    return queue.take_lock(item.pk, BackupJob.lock_key(item.job_id))
 
 
 def retry_delay() -> float:

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
-from .models import Account, BackupJob
+from jobs.models import Account, BackupJob
 
 
 @dataclass

@@ -16,10 +16,9 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from destinations.models import Engine, Snapshot
-
-from . import snapshots
-from .models import Account, QueueItem
+from destinations.models import Engine
+from jobs.backup import snapshots
+from jobs.models import Account, QueueItem, Snapshot
 
 
 def expired_backups(now: Any = None) -> list[Snapshot]:

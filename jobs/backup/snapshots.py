@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from celery import current_app
 from django.db import transaction
 
-from destinations.models import Engine, Snapshot
+from destinations.engines import native
+from destinations.models import Engine
+from destinations.sessions import open_session
+from jobs import queue
+from jobs.models import QueueItem, Snapshot
+
+# The task writing a backup's LOCKED marker (jobs.backup.tasks), sent by name: the tasks
+# import this module, not the other way round.
+SYNC_LOCK_MARKER = "jobs.tasks.sync_lock_marker"
 
 
 def set_locked(snapshot: Snapshot, locked: bool) -> Snapshot:
@@ -14,17 +23,12 @@ def set_locked(snapshot: Snapshot, locked: bool) -> Snapshot:
     Snapshot.objects.filter(pk=snapshot.pk).update(locked=locked)
     snapshot.locked = locked
     if snapshot.engine == Engine.NATIVE and not snapshot.destination.read_only:
-        from . import tasks
-
-        transaction.on_commit(lambda: tasks.sync_lock_marker.delay(snapshot.pk))
+        transaction.on_commit(lambda: current_app.tasks[SYNC_LOCK_MARKER].delay(snapshot.pk))
     return snapshot
 
 
 def sync_lock_marker(snapshot_id: int) -> None:
     """Write or remove the LOCKED marker of a native backup to match the index."""
-    from destinations.engines import native
-    from destinations.sessions import open_session
-
     snapshot = Snapshot.objects.select_related("destination").filter(pk=snapshot_id).first()
     if snapshot is None or snapshot.engine != Engine.NATIVE or snapshot.destination.read_only:
         return
@@ -34,11 +38,8 @@ def sync_lock_marker(snapshot_id: int) -> None:
 
 def queue_deletion(snapshot: Snapshot, *, requested_by: object = None) -> object:
     """Delete a backup from its destination and the index, as a queue item."""
-    from .models import QueueItem
-    from .queue import enqueue
-
     with transaction.atomic():
-        return enqueue(
+        return queue.enqueue(
             QueueItem.Kind.ROTATION,
             title=f"delete {snapshot.path}",
             destination=snapshot.destination,

@@ -15,23 +15,22 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import chain
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
-from . import catalog, listing
-from .engines import cpanel, native
-from .engines.native_common import ACCOUNT_RE, BACKUP_ID_RE, LOCK_FILE, MANIFEST_RE
-from .engines.tarsafe import IterStream
-from .ftp import FtpError, FtpSession, PermanentError, RemoteEntry, RemoteStore
-from .models import Destination, Engine, Snapshot
-from .sessions import open_session
-from .streams import prefetch
-
-if TYPE_CHECKING:
-    from jobs.models import Account, QueueItem
-    from jobs.queue import Reporter
+from destinations import listing
+from destinations.engines import cpanel, native
+from destinations.engines.native_common import ACCOUNT_RE, BACKUP_ID_RE, LOCK_FILE, MANIFEST_RE
+from destinations.engines.tarsafe import IterStream
+from destinations.ftp import FtpError, FtpSession, PermanentError, RemoteEntry, RemoteStore
+from destinations.models import Destination, Engine
+from destinations.sessions import open_session
+from destinations.streams import prefetch
+from jobs import catalog, queue
+from jobs.models import Account, QueueItem, Snapshot
+from jobs.queue import Reporter
 
 logger = logging.getLogger(__name__)
 State = Snapshot.State
@@ -45,9 +44,6 @@ MAX_PARALLEL_LISTINGS = 4
 
 def queue_reindex(destination: Destination, *, requested_by: Any = None) -> QueueItem:
     """Queue a reindex, or answer the one already pending or running for this destination."""
-    from jobs.models import QueueItem
-    from jobs.queue import enqueue
-
     with transaction.atomic():
         existing = QueueItem.objects.filter(
             kind=QueueItem.Kind.REINDEX,
@@ -56,12 +52,17 @@ def queue_reindex(destination: Destination, *, requested_by: Any = None) -> Queu
         ).first()
         if existing is not None:
             return existing
-        return enqueue(
+        return queue.enqueue(
             QueueItem.Kind.REINDEX,
             title=f"reindex {destination.name}",
             destination=destination,
             requested_by=requested_by,
         )
+
+
+def lock_key(destination_id: int) -> str:
+    """The run lock a reindex holds on its destination."""
+    return f"reindex:destination:{destination_id}"
 
 
 def run(item: QueueItem, reporter: Reporter) -> dict[str, Any]:
@@ -72,7 +73,7 @@ def run(item: QueueItem, reporter: Reporter) -> dict[str, Any]:
         raise RuntimeError(f"Destination {destination} is disabled.")
     # Two reindexes of one destination never overlap (the queue answers the pending one, and
     # this conditional update stops a duplicate delivery).
-    if not Destination.objects.filter(pk=destination.pk, reindexing__isnull=True).update(reindexing=item):
+    if not queue.take_lock(item.pk, lock_key(destination.pk)):
         raise RuntimeError("Another reindex of this destination is running.")
     reporter.log(f"Reindexing {destination.name} ({destination.get_engine_display()} engine)")
     with open_session(destination) as session:
@@ -96,8 +97,6 @@ def _summary() -> dict[str, Any]:
 
 
 def _account(username: str | None) -> Account | None:
-    from jobs.models import Account
-
     if not username or not ACCOUNT_RE.match(username) or len(username) > 32:
         return None
     account, _ = Account.objects.get_or_create(username=username, defaults={"source": Account.Source.BACKUPS})
@@ -106,8 +105,6 @@ def _account(username: str | None) -> Account | None:
 
 def _busy_paths(destination: Destination) -> set[str]:
     """Backups a running job is writing right now: a reindex leaves them to it."""
-    from jobs.models import QueueItem
-
     running_jobs = QueueItem.objects.filter(
         kind=QueueItem.Kind.BACKUP, status=QueueItem.Status.RUNNING, destination=destination
     ).values_list("job__uuid", flat=True)

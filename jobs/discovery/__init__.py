@@ -1,0 +1,1 @@
+"""Account discovery: host.py reads the server, accounts.py makes the Account table match."""

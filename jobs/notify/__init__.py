@@ -1,0 +1,1 @@
+"""Notifications: which events reach which targets, the outbox, and the senders (Apprise, email)."""
