@@ -13,9 +13,9 @@ from django.conf import settings
 from django.utils import timezone
 
 from . import listing, names
-from .engines import native
-from .engines.native_common import manifest_name
-from .engines.native_manifest import decode_manifest, encode_manifest
+from .formats import native
+from .formats.native.common import manifest_name
+from .formats.native.manifest import decode_manifest, encode_manifest
 from .models import Snapshot
 
 _TYPES = {"f": "file", "d": "dir", "l": "symlink"}

@@ -21,9 +21,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from . import catalog, listing
-from .engines import cpanel, native
-from .engines.native_common import ACCOUNT_RE, BACKUP_ID_RE, LOCK_FILE, MANIFEST_RE
-from .engines.tarsafe import IterStream
+from .formats import cpanel, native
+from .formats.cpanel.tarsafe import IterStream
+from .formats.native.common import ACCOUNT_RE, BACKUP_ID_RE, LOCK_FILE, MANIFEST_RE
 from .ftp import FtpError, FtpSession, PermanentError, RemoteEntry, RemoteStore
 from .models import Destination, Engine, Snapshot
 from .sessions import open_session

@@ -23,7 +23,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from destinations import catalog
-from destinations.engines import native
+from destinations.formats import native
 from destinations.ftp import CONNECTION_FAILURES, FtpError, FtpSession
 from destinations.models import Engine, Snapshot
 from destinations.sessions import open_session

@@ -46,10 +46,10 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from destinations import names
-from destinations.engines import cpanel, native
 from destinations.engines.localfs import UnsafePath, safe_mode, split_relative
-from destinations.engines.native_common import Session
-from destinations.engines.tarsafe import ArchiveError, printable
+from destinations.formats import cpanel, native
+from destinations.formats.cpanel.tarsafe import ArchiveError, printable
+from destinations.formats.native.common import Session
 from destinations.models import Engine, Snapshot
 
 from . import queue

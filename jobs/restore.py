@@ -6,7 +6,7 @@ Where things go:
   (``overwrite``) or into a new folder ``restore-YYYY-MM-DD-HHMMSS/`` inside it (``new_folder``,
   the default; it never replaces anything). Every write goes through ``SafeTree`` (directory
   file descriptors, O_NOFOLLOW, no '..', setuid/setgid dropped). As root, native backups get
-  back the owners they recorded (``destinations.engines.ownership``: the account's entries go
+  back the owners they recorded (``destinations.formats.ownership``: the account's entries go
   to the current owner of the home folder, root's and other users' by name, else by number);
   everything else written (cPanel archives, the new folder itself, folders a restore has to
   create) belongs to the owner of the home folder. The new folder is opened with O_NOFOLLOW
@@ -47,8 +47,8 @@ from django.utils import timezone
 
 from backupsite import access
 from destinations import listing, names
-from destinations.engines import native
 from destinations.engines.localfs import SafeTree, UnsafePath
+from destinations.formats import native
 from destinations.ftp import FtpError, FtpSession
 from destinations.models import Destination, Engine, Snapshot
 
@@ -812,7 +812,7 @@ def restore_database_part(
     charset: str = "",
     collation: str = "",
 ) -> None:
-    from destinations.engines.tarsafe import ArchiveError
+    from destinations.formats.cpanel.tarsafe import ArchiveError
 
     from . import dbrestore, mysql
 

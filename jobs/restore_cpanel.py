@@ -30,10 +30,10 @@ from collections.abc import Callable, Iterator
 from itertools import chain
 from typing import Any, Protocol
 
-from destinations.engines import cpanel, ownership
 from destinations.engines.localfs import SafeTree, UnsafePath
-from destinations.engines.native_common import Session
-from destinations.engines.tarsafe import ArchiveError, Member, MemberData, printable
+from destinations.formats import cpanel, ownership
+from destinations.formats.cpanel.tarsafe import ArchiveError, Member, MemberData, printable
+from destinations.formats.native.common import Session
 from destinations.models import Snapshot
 from destinations.streams import prefetch
 

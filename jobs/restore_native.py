@@ -19,9 +19,9 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from destinations import catalog, names
-from destinations.engines import native, ownership
-from destinations.engines.native_common import PACKS_DIR, Session
-from destinations.engines.native_read import GAP_BRIDGE, decode_chunk
+from destinations.formats import native, ownership
+from destinations.formats.native.common import PACKS_DIR, Session
+from destinations.formats.native.read import GAP_BRIDGE, decode_chunk
 from destinations.ftp import RemoteStore
 from destinations.models import Snapshot
 

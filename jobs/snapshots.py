@@ -22,7 +22,7 @@ def set_locked(snapshot: Snapshot, locked: bool) -> Snapshot:
 
 def sync_lock_marker(snapshot_id: int) -> None:
     """Write or remove the LOCKED marker of a native backup to match the index."""
-    from destinations.engines import native
+    from destinations.formats import native
     from destinations.sessions import open_session
 
     snapshot = Snapshot.objects.select_related("destination").filter(pk=snapshot_id).first()

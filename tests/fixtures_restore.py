@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from destinations import catalog, reindex
-from destinations.engines import native
+from destinations.formats import native
 from destinations.ftp import FtpSession
 from destinations.models import Destination, Engine, Snapshot
 from jobs import downloads, mysql, queue, restore

@@ -7,7 +7,7 @@ import secrets
 import pytest
 
 from destinations import catalog
-from destinations.engines import native
+from destinations.formats import native
 from destinations.models import Destination, Snapshot
 from jobs import backup, snapshots
 from jobs.models import QueueItem

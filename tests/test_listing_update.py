@@ -9,7 +9,7 @@ import random
 import pytest
 
 from destinations import catalog, listing
-from destinations.engines.native_manifest import ChunkRef, Entry
+from destinations.formats.native.manifest import ChunkRef, Entry
 
 pytestmark = pytest.mark.django_db
 

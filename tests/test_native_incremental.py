@@ -15,7 +15,8 @@ from typing import BinaryIO
 
 import pytest
 
-from destinations.engines import native, native_manifest
+from destinations.formats import native
+from destinations.formats.native import manifest as native_manifest
 from destinations.ftp import FtpSession, TransientError
 from tests.fakes import Counting, FakeSession, Faults, LocalStore, Recorder, SqlDump, tree_state
 from tests.ftp_servers import PureFtpd
@@ -35,7 +36,7 @@ def ftp(pure_ftpd: PureFtpd, ftp_dir: str) -> Iterator[Counting]:
 
 @pytest.fixture
 def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Counting:
-    monkeypatch.setattr("destinations.engines.native_write._retry_pause", lambda attempt: None)
+    monkeypatch.setattr("destinations.formats.native.write._retry_pause", lambda attempt: None)
     return Counting(FakeSession(tmp_path / "destination", max_connections=2))
 
 
@@ -357,7 +358,7 @@ def test_unreadable_changed_file_keeps_its_stored_version(fake: Counting, tmp_pa
     touch_later(locked)
     progress = Recorder()
 
-    import destinations.engines.native_write as native_write
+    import destinations.formats.native.write as native_write
 
     real_open = native_write.SourceReader.open
 

@@ -24,10 +24,10 @@ from typing import Protocol
 import zstandard
 
 from destinations import names
+from destinations.engines.localfs import SafeFile, SafeTree, UnsafePath, split_relative
 from destinations.ftp import FtpError, PermanentError, RemoteEntry, RemoteStore
 
-from .localfs import SafeFile, SafeTree, UnsafePath, split_relative
-from .native_common import (
+from .common import (
     ACCOUNT_RE,
     BACKUP_ID_RE,
     LOCK_FILE,
@@ -46,7 +46,7 @@ from .native_common import (
     display_path,
     split_backup_path,
 )
-from .native_manifest import ChunkRef, DatabaseInfo, Entry, Manifest, decode_manifest
+from .manifest import ChunkRef, DatabaseInfo, Entry, Manifest, decode_manifest
 
 GAP_BRIDGE = 1024 * 1024  # read through holes up to this size rather than open another transfer
 MAX_PARALLEL_DOWNLOADS = 2

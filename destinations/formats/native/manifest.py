@@ -19,8 +19,9 @@ from typing import Any, Literal
 
 import zstandard
 
-from ..gcpause import no_gc
-from .native_common import (
+from destinations.gcpause import no_gc
+
+from .common import (
     ACCOUNT_RE,
     BACKUP_ID_RE,
     DB_DIR,

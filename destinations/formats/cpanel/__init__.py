@@ -36,7 +36,8 @@ from datetime import UTC, datetime
 from typing import Literal, NamedTuple
 
 from destinations import names
-from destinations.engines.tarsafe import (
+
+from .tarsafe import (
     DEFAULT_LIMITS,
     FATAL_FLAGS,
     ArchiveError,

@@ -45,7 +45,7 @@ from destinations.ftp import (
     TransientError,
 )
 
-from .native_common import (
+from .common import (
     CHUNK_SIZE,
     CHUNK_ZSTD_LEVEL,
     DB_DIR,
@@ -80,10 +80,10 @@ from .native_common import (
     iter_blocks,
     pack_name,
 )
-from .native_format import FORMAT_TEXT
-from .native_manifest import ChunkRef, Codec, DatabaseInfo, Entry, Manifest, PackInfo, Part, encode_manifest
-from .native_read import read_manifest
-from .native_scan import SourceReader, SourceTree, scan_source
+from .format_text import FORMAT_TEXT
+from .manifest import ChunkRef, Codec, DatabaseInfo, Entry, Manifest, PackInfo, Part, encode_manifest
+from .read import read_manifest
+from .scan import SourceReader, SourceTree, scan_source
 
 UPLOAD_ATTEMPTS = 3
 DUMP_ATTEMPTS = 3
