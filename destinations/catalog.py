@@ -15,7 +15,7 @@ from django.utils import timezone
 from . import listing, names
 from .formats import native
 from .formats.native.common import manifest_name
-from .formats.native.manifest import decode_manifest, encode_manifest
+from .formats.native.manifest_codec import decode_manifest, encode_manifest
 from .models import Snapshot
 
 _TYPES = {"f": "file", "d": "dir", "l": "symlink"}

@@ -43,7 +43,8 @@ from .formats.native.common import (
     ObjectCorrupt,
 )
 from .formats.native.manifest import ChunkRef, Entry, Manifest
-from .formats.native.read import decode_chunk, download_dump, read_manifest
+from .formats.native.read import read_manifest
+from .formats.native.restore import decode_chunk, download_dump
 from .ftp import PermanentError, RemoteEntry, RemoteStore
 
 logger = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ from typing import Any
 from destinations import catalog, names
 from destinations.formats import native, ownership
 from destinations.formats.native.common import PACKS_DIR, Session
-from destinations.formats.native.read import GAP_BRIDGE, decode_chunk
+from destinations.formats.native.restore import GAP_BRIDGE, decode_chunk
 from destinations.ftp import RemoteStore
 from destinations.models import Snapshot
 

@@ -13,8 +13,9 @@ import zstandard
 
 from destinations.engines.localfs import SafeTree, UnsafePath
 from destinations.formats import native
-from destinations.formats.native import manifest as native_manifest
-from destinations.formats.native.manifest import Entry, decode_manifest, encode_manifest
+from destinations.formats.native import manifest_codec as native_manifest
+from destinations.formats.native.manifest import Entry
+from destinations.formats.native.manifest_codec import decode_manifest, encode_manifest
 from tests.fakes import FakeSession, Recorder, tree_state
 
 SECRET = b"TOP-SECRET-OUTSIDE-THE-HOME"

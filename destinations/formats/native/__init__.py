@@ -35,10 +35,14 @@ The jobs layer must guarantee one writer per slot at a time (a run and a concurr
 deletion of the same backup would delete each other's objects); write_backup refuses a slot
 whose generation is not the one it was told (SlotConflict), but that is no lock.
 
-Modules: common (limits, errors, protocols), manifest (the manifest and its strict decoder),
-scan (walking and opening the source), write (backups), read (reading, listing, restoring,
-deleting), format_text (the text written to destinations); destinations.engines.localfs
-(SafeTree: writing a restore without following symlinks).
+Modules: common (limits, errors, protocols), manifest (the manifest's dataclasses),
+manifest_codec (its encoder and strict decoder), scan (walking and opening the source),
+format_text (the text written to destinations); writing a backup: write (the entry point),
+slot (checking the slot, leftovers), plan (what an incremental push stores), packing (reading
+and packing the files), encode (hashing and compressing chunks), upload (packs, dumps, the
+commit), reporter (progress); reading: read (manifests, listing, locking, deleting), restore
+(materialise, dumps). destinations.engines.localfs (SafeTree) writes a restore without
+following symlinks.
 """
 
 from .common import (
@@ -61,16 +65,8 @@ from .common import (
 )
 from .format_text import FORMAT_TEXT
 from .manifest import ChunkRef, DatabaseInfo, Entry, Manifest, PackInfo, Part
-from .read import (
-    BackupListing,
-    MaterialiseResult,
-    delete_backup,
-    download_dump,
-    list_backups,
-    materialise,
-    read_manifest,
-    set_locked,
-)
+from .read import BackupListing, delete_backup, list_backups, read_manifest, set_locked
+from .restore import MaterialiseResult, download_dump, materialise
 from .scan import Skipped, SourceTree, scan_source
 from .write import write_backup
 
