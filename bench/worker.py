@@ -161,8 +161,8 @@ def reindex(destination_id: int) -> dict[str, Any]:
 
 def read_archive(spec: dict[str, Any]) -> dict[str, Any]:
     """What reindex does for one archive: RETR through the seam, prefetched, into read_archive."""
-    from destinations.engines.cpanel import read_archive as index_archive
-    from destinations.engines.tarsafe import IterStream
+    from destinations.formats.cpanel import read_archive as index_archive
+    from destinations.formats.cpanel.tarsafe import IterStream
     from destinations.ftp import FtpConnection, FtpSettings
     from destinations.streams import prefetch
 

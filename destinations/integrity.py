@@ -29,8 +29,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import chain
 
-from .engines import cpanel
-from .engines.native_common import (
+from .formats import cpanel
+from .formats.cpanel.tarsafe import IterStream
+from .formats.native.common import (
     ACCOUNT_RE,
     BACKUP_ID_RE,
     DB_DIR,
@@ -41,9 +42,9 @@ from .engines.native_common import (
     ManifestMissing,
     ObjectCorrupt,
 )
-from .engines.native_manifest import ChunkRef, Entry, Manifest
-from .engines.native_read import decode_chunk, download_dump, read_manifest
-from .engines.tarsafe import IterStream
+from .formats.native.manifest import ChunkRef, Entry, Manifest
+from .formats.native.read import read_manifest
+from .formats.native.restore import decode_chunk, download_dump
 from .ftp import PermanentError, RemoteEntry, RemoteStore
 
 logger = logging.getLogger(__name__)

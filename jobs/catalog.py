@@ -13,9 +13,9 @@ from django.conf import settings
 from django.utils import timezone
 
 from destinations import listing, names
-from destinations.engines import native
-from destinations.engines.native_common import manifest_name
-from destinations.engines.native_manifest import decode_manifest, encode_manifest
+from destinations.formats import native
+from destinations.formats.native.common import manifest_name
+from destinations.formats.native.manifest_codec import decode_manifest, encode_manifest
 from jobs.models import Snapshot
 
 _TYPES = {"f": "file", "d": "dir", "l": "symlink"}

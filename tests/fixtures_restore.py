@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from destinations.engines import native
+from destinations.formats import native
 from destinations.ftp import FtpSession
 from destinations.models import Destination, Engine
 from destinations.sessions import open_session

@@ -6,7 +6,7 @@ import secrets
 
 import pytest
 
-from destinations.engines import native
+from destinations.formats import native
 from destinations.models import Destination
 from jobs import catalog
 from jobs.backup import cycle as backup

@@ -6,7 +6,7 @@ import itertools
 from datetime import UTC, datetime
 from pathlib import Path
 
-from destinations.engines.cpanel import Candidate, IterStream, discover, read_archive
+from destinations.formats.cpanel import Candidate, IterStream, discover, read_archive
 from tests.cpanel_archives import make_destination_tree
 
 MTIME = datetime(2025, 7, 10, 12, 0, tzinfo=UTC)

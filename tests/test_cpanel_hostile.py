@@ -10,7 +10,7 @@ from typing import BinaryIO
 
 import pytest
 
-from destinations.engines.cpanel import (
+from destinations.formats.cpanel import (
     ArchiveError,
     ArchiveIndex,
     Limits,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from destinations.engines.cpanel import (
+from destinations.formats.cpanel import (
     PART_KINDS,
     ArchiveIndex,
     IterStream,

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from destinations.engines.cpanel import (
+from destinations.formats.cpanel import (
     classify,
     iter_members,
     part_selector,
     read_archive,
 )
-from destinations.engines.tarsafe import ArchiveError
+from destinations.formats.cpanel.tarsafe import ArchiveError
 from tests.cpanel_archives import GeneratedArchive, make_account_archive
 
 CONTENT_DERIVED = {"db_users", "ftp_accounts"}  # one file, items found in its lines

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from destinations.engines.cpanel import iter_members, part_selector
+from destinations.formats.cpanel import iter_members, part_selector
 from tests.cpanel_archives import make_account_archive
 from tests.peers import missing_peer, require_binary
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from destinations.engines.cpanel import read_archive
+from destinations.formats.cpanel import read_archive
 from tests.cpanel_archives import make_account_archive
 
 pytestmark = pytest.mark.slow

@@ -7,7 +7,7 @@ import tarfile
 
 import pytest
 
-from destinations.engines.tarsafe import (
+from destinations.formats.cpanel.tarsafe import (
     IterStream,
     Limits,
     UnsafeName,

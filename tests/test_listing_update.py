@@ -9,7 +9,7 @@ import random
 import pytest
 
 from destinations import listing
-from destinations.engines.native_manifest import ChunkRef, Entry
+from destinations.formats.native.manifest import ChunkRef, Entry
 from jobs import catalog
 
 pytestmark = pytest.mark.django_db

@@ -529,7 +529,7 @@ def test_archive_members_whose_names_are_not_utf8_make_no_parts() -> None:
     WHEN it is indexed THEN only the plain zone is a part (part names are text)."""
     import io
 
-    from destinations.engines.cpanel import read_archive
+    from destinations.formats.cpanel import read_archive
     from tests.cpanel_archives import _member
 
     archive = b"".join(

@@ -15,7 +15,8 @@ from typing import BinaryIO
 
 import pytest
 
-from destinations.engines import native, native_manifest
+from destinations.formats import native
+from destinations.formats.native import manifest_codec as native_manifest
 from destinations.ftp import FtpSession, TransientError
 from tests.fakes import Counting, FakeSession, Faults, LocalStore, Recorder, SqlDump, tree_state
 from tests.ftp_servers import PureFtpd
@@ -35,7 +36,7 @@ def ftp(pure_ftpd: PureFtpd, ftp_dir: str) -> Iterator[Counting]:
 
 @pytest.fixture
 def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Counting:
-    monkeypatch.setattr("destinations.engines.native_write._retry_pause", lambda attempt: None)
+    monkeypatch.setattr("destinations.formats.native.upload._retry_pause", lambda attempt: None)
     return Counting(FakeSession(tmp_path / "destination", max_connections=2))
 
 
@@ -357,11 +358,11 @@ def test_unreadable_changed_file_keeps_its_stored_version(fake: Counting, tmp_pa
     touch_later(locked)
     progress = Recorder()
 
-    import destinations.engines.native_write as native_write
+    import destinations.formats.native.scan as native_scan
 
-    real_open = native_write.SourceReader.open
+    real_open = native_scan.SourceReader.open
 
-    def flaky_open(self: native_write.SourceReader, rel: bytes) -> tuple[int, os.stat_result]:
+    def flaky_open(self: native_scan.SourceReader, rel: bytes) -> tuple[int, os.stat_result]:
         if rel == b"dir1/file001.bin":
             raise PermissionError(13, "Permission denied")
         if rel == b"notes.txt":
@@ -370,7 +371,7 @@ def test_unreadable_changed_file_keeps_its_stored_version(fake: Counting, tmp_pa
 
     (home / "notes.txt").write_bytes(b"changed")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(native_write.SourceReader, "open", flaky_open)
+        patch.setattr(native_scan.SourceReader, "open", flaky_open)
         second = push(fake, home, backup_id, first, progress=progress)
 
     entries = second.entry_map()

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from destinations.engines import native
-from destinations.engines.native_format import FORMAT_TEXT
+from destinations.formats import native
+from destinations.formats.native.format_text import FORMAT_TEXT
 from destinations.ftp import FtpSession
 from tests.fakes import Counting, Recorder, SqlDump, make_everything_tree, tree_state
 from tests.fixtures_restore import chown_tree

@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from destinations.engines import native, native_manifest
-from destinations.engines.native_manifest import Entry, decode_manifest, encode_manifest
-from jobs.restore.sinks.localfs import SafeTree, UnsafePath
+from destinations.formats import native
+from destinations.formats.native import manifest_codec as native_manifest
+from destinations.formats.native.manifest import Entry
+from destinations.formats.native.manifest_codec import decode_manifest, encode_manifest
+from destinations.localfs import SafeTree, UnsafePath
 from tests.fakes import FakeSession, Recorder, tree_state
 
 SECRET = b"TOP-SECRET-OUTSIDE-THE-HOME"
@@ -279,7 +281,7 @@ def test_a_folder_swapped_for_a_symlink_after_the_scan_is_not_followed(
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "config.php").write_bytes(SECRET)
-    import destinations.engines.native_write as native_write
+    import destinations.formats.native.write as native_write
 
     real_scan = native_write.scan_source
 
@@ -467,7 +469,7 @@ def test_a_manifest_without_owners_gives_every_entry_to_the_account(
     WHEN it is decoded and its owners mapped for an account now at 7000:7001
     THEN every entry belongs to 7000:7001
     """
-    from destinations.engines import ownership
+    from destinations.formats import ownership
 
     manifest = backup(fake, small_home(tmp_path))
     manifest.owner, manifest.users, manifest.groups = None, {}, {}

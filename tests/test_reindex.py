@@ -13,7 +13,7 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from destinations import listing
-from destinations.engines import native
+from destinations.formats import native
 from destinations.models import Destination, Engine, ListingBlob
 from destinations.sessions import open_session
 from jobs import catalog, queue, schedules

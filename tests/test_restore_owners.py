@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from django.contrib.auth import get_user_model
 
-from destinations.engines import native, ownership
+from destinations.formats import native, ownership
 from jobs.models import Account, QueueItem
 from jobs.restore import downloads
 from tests.fixtures_restore import (

@@ -19,7 +19,7 @@ from django_celery_beat.models import PeriodicTask
 from rest_framework.test import APIClient
 
 from destinations import integrity
-from destinations.engines import native
+from destinations.formats import native
 from destinations.models import Destination, Engine
 from jobs import catalog, queue, schedules
 from jobs.models import Notification, NotificationTarget, QueueItem, Snapshot

@@ -22,7 +22,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from destinations.engines import native
+from destinations.formats import native
 from destinations.ftp import CONNECTION_FAILURES, FtpError, FtpSession
 from destinations.models import Engine
 from destinations.sessions import open_session

@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import current_app
 from django.db import transaction
 
-from destinations.engines import native
+from destinations.formats import native
 from destinations.models import Engine
 from destinations.sessions import open_session
 from jobs import queue

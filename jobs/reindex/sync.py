@@ -21,9 +21,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from destinations import listing
-from destinations.engines import cpanel, native
-from destinations.engines.native_common import ACCOUNT_RE, BACKUP_ID_RE, LOCK_FILE, MANIFEST_RE
-from destinations.engines.tarsafe import IterStream
+from destinations.formats import cpanel, native
+from destinations.formats.cpanel.tarsafe.stream import IterStream
+from destinations.formats.native.common import ACCOUNT_RE, BACKUP_ID_RE, LOCK_FILE, MANIFEST_RE
 from destinations.ftp import FtpError, FtpSession, PermanentError, RemoteEntry, RemoteStore
 from destinations.models import Destination, Engine
 from destinations.sessions import open_session

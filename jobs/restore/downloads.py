@@ -42,9 +42,10 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from destinations import names
-from destinations.engines import cpanel, native
-from destinations.engines.native_common import Session
-from destinations.engines.tarsafe import ArchiveError, printable
+from destinations.formats import cpanel, native
+from destinations.formats.cpanel.tarsafe.common import ArchiveError, printable
+from destinations.formats.native.common import Session
+from destinations.localfs import UnsafePath, split_relative
 from destinations.models import Engine
 from destinations.sessions import open_session as open_destination_session
 from jobs.models import Snapshot
@@ -56,7 +57,6 @@ from .outcome import Outcome
 from .plan import MAX_MAIL_FILE, Plan
 from .runner import SessionFactory, aborts, load_run
 from .sinks.home import box_lines
-from .sinks.localfs import UnsafePath, split_relative
 from .sinks.targz import TarGzWriter, TarOwner
 from .sources.cpanel import (
     DUMP_SUFFIXES,

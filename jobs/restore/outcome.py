@@ -8,8 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from destinations import names
-
-from .sinks.localfs import UnsafePath
+from destinations.localfs import UnsafePath
 
 MAX_SKIPPED = 1000  # kept verbatim in a result; the rest are counted
 

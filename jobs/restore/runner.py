@@ -19,9 +19,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from backupsite import access
-from destinations.engines import cpanel, native
-from destinations.engines.native_common import Session
-from destinations.engines.tarsafe import ArchiveError
+from destinations.formats import cpanel, native
+from destinations.formats.cpanel.tarsafe.common import ArchiveError
+from destinations.formats.native.common import Session
+from destinations.localfs import SafeTree
 from destinations.models import Destination, Engine
 from destinations.sessions import open_session as open_destination_session
 from jobs.models import Snapshot
@@ -33,7 +34,6 @@ from .plan import Plan, RestoreRequest, build_plan
 from .request import load_request
 from .sinks import database
 from .sinks.home import ArchiveHome, HomeTarget, write_native
-from .sinks.localfs import SafeTree
 from .sources.cpanel import archive_stream, check_account, member_selector
 from .sources.native import manifest_of
 

@@ -17,9 +17,10 @@ from typing import Any
 
 import zstandard
 
-from destinations.engines import native
-from destinations.engines.native_common import Session
-from destinations.engines.tarsafe import ArchiveError, Member, MemberData
+from destinations.formats import native
+from destinations.formats.cpanel.tarsafe.common import ArchiveError, Member
+from destinations.formats.cpanel.tarsafe.reader import MemberData
+from destinations.formats.native.common import Session
 from destinations.ftp import FtpError
 
 from ... import mysql

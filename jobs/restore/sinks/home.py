@@ -32,9 +32,11 @@ from typing import Any
 from django.utils import timezone
 
 from destinations import names
-from destinations.engines import native, ownership
-from destinations.engines.native_common import Session
-from destinations.engines.tarsafe import ArchiveError, Member, MemberData, printable
+from destinations.formats import native, ownership
+from destinations.formats.cpanel.tarsafe.common import ArchiveError, Member, printable
+from destinations.formats.cpanel.tarsafe.reader import MemberData
+from destinations.formats.native.common import Session
+from destinations.localfs import SafeTree, UnsafePath
 from jobs.models import Snapshot
 
 from ... import hostroot
@@ -44,7 +46,6 @@ from ..outcome import Outcome, RestoreRefused, write_error
 from ..plan import MAX_MAIL_FILE, Plan
 from ..sources import cpanel as cpanel_source
 from ..sources import native as native_source
-from .localfs import SafeTree, UnsafePath
 
 _NS = 1_000_000_000
 

@@ -13,9 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
-from destinations.engines.tarsafe import printable
-
-from .localfs import safe_mode
+from destinations.formats.cpanel.tarsafe.common import printable
+from destinations.localfs import safe_mode
 
 GZIP_LEVEL = 3
 TarOwner = tuple[int, int, str, str]  # uid, gid, user name, group name

@@ -23,9 +23,10 @@ from collections.abc import Callable, Iterator
 from itertools import chain
 from typing import Any, Protocol
 
-from destinations.engines import cpanel, ownership
-from destinations.engines.native_common import Session
-from destinations.engines.tarsafe import ArchiveError, Member, MemberData, printable
+from destinations.formats import cpanel, ownership
+from destinations.formats.cpanel.tarsafe.common import ArchiveError, Member, printable
+from destinations.formats.cpanel.tarsafe.reader import MemberData
+from destinations.formats.native.common import Session
 from destinations.streams import prefetch
 from jobs.models import Snapshot
 

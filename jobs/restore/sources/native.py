@@ -16,9 +16,9 @@ import os
 import stat
 from collections.abc import Callable, Iterable, Iterator
 
-from destinations.engines import native, ownership
-from destinations.engines.native_common import PACKS_DIR, Session
-from destinations.engines.native_read import GAP_BRIDGE, decode_chunk
+from destinations.formats import native, ownership
+from destinations.formats.native.common import PACKS_DIR, Session
+from destinations.formats.native.restore import GAP_BRIDGE, decode_chunk
 from destinations.ftp import RemoteStore
 from jobs import catalog
 from jobs.models import Snapshot

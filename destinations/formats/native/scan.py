@@ -21,8 +21,8 @@ from pathlib import Path
 
 from destinations import names
 
-from .native_common import display_path
-from .native_manifest import Entry, Part, valid_owner_name
+from .common import display_path
+from .manifest import Entry, Part, valid_owner_name
 
 _FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC

@@ -1,6 +1,6 @@
 """The plain-text description written to the destination as BACKUPSITE-FORMAT.txt.
 
-The README includes the same procedure. Keep both in step with native_manifest.py.
+The README includes the same procedure. Keep both in step with manifest.py.
 """
 
 FORMAT_TEXT = r"""BACKUPSITE NATIVE BACKUP FORMAT, version 1

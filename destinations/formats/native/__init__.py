@@ -1,6 +1,9 @@
-"""Backupsite's native backup format on an FTP destination: the public API.
+"""Backupsite's native backup format on an FTP destination.
 
-Format (native_format.FORMAT_TEXT is the same, as a future reader sees it):
+This package's __init__ is the format's public API: callers import from here; the modules
+below are its parts.
+
+Format (format_text.FORMAT_TEXT is the same, as a future reader sees it):
 - Small files are packed into pack files of up to PACK_SIZE (16 MiB), so a backup of 20,000
   files costs tens of FTP transfers. Files over CHUNK_SIZE (8 MiB) are split into 8 MiB chunks
   that may sit in different packs. A chunk reference is [pack, offset, stored, codec, length]:
@@ -32,14 +35,17 @@ The jobs layer must guarantee one writer per slot at a time (a run and a concurr
 deletion of the same backup would delete each other's objects); write_backup refuses a slot
 whose generation is not the one it was told (SlotConflict), but that is no lock.
 
-Modules: native_common (limits, errors, protocols), native_manifest (the manifest and its
-strict decoder), native_scan (walking and opening the source), native_write (backups),
-native_read (reading, listing, restoring, deleting), native_format (the text written to
-destinations); writing a restore without following symlinks is jobs.restore.sinks.localfs
-(SafeTree).
+Modules: common (limits, errors, protocols), manifest (the manifest's dataclasses),
+manifest_codec (its encoder and strict decoder), scan (walking and opening the source),
+format_text (the text written to destinations); writing a backup: write (the entry point),
+slot (checking the slot, leftovers), plan (what an incremental push stores), packing (reading
+and packing the files), encode (hashing and compressing chunks), upload (packs, dumps, the
+commit), reporter (progress); reading: read (manifests, listing, locking, deleting), restore
+(materialise, dumps). destinations.engines.localfs (SafeTree) writes a restore without
+following symlinks.
 """
 
-from .native_common import (
+from .common import (
     CHUNK_SIZE,
     PACK_SIZE,
     BackupAborted,
@@ -57,20 +63,12 @@ from .native_common import (
     backup_path,
     new_backup_id,
 )
-from .native_format import FORMAT_TEXT
-from .native_manifest import ChunkRef, DatabaseInfo, Entry, Manifest, PackInfo, Part
-from .native_read import (
-    BackupListing,
-    MaterialiseResult,
-    delete_backup,
-    download_dump,
-    list_backups,
-    materialise,
-    read_manifest,
-    set_locked,
-)
-from .native_scan import Skipped, SourceTree, scan_source
-from .native_write import write_backup
+from .format_text import FORMAT_TEXT
+from .manifest import ChunkRef, DatabaseInfo, Entry, Manifest, PackInfo, Part
+from .read import BackupListing, delete_backup, list_backups, read_manifest, set_locked
+from .restore import MaterialiseResult, download_dump, materialise
+from .scan import Skipped, SourceTree, scan_source
+from .write import write_backup
 
 __all__ = [
     "CHUNK_SIZE",

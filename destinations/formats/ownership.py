@@ -28,7 +28,7 @@ import pwd
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .native_manifest import Entry, Manifest
+from .native.manifest import Entry, Manifest
 
 Ids = tuple[int, int]
 
