@@ -30,6 +30,7 @@ lint: install-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
+	$(VENV)/bin/lint-imports
 	BACKUPSITE_DATA_DIR=$(CURDIR)/.test-data $(PY) manage.py makemigrations --check --dry-run
 
 # The suite on SQLite (the default database), then again on PostgreSQL when POSTGRES_URL names a

@@ -1,8 +1,9 @@
 """The error base of Backupsite, without Django: every failure the panel explains to a person
 is an `Error` with a `message` (what went wrong) and a `hint` (what to do about it).
 
-Callers catch `Error` (or one family of it) and show `describe(exc)`, instead of listing
-types and guessing at attributes. `Aborted` ends work an admin asked to stop.
+Callers catch `Error` (or one family of it) and show `describe(exc)`, or `message_of` and
+`hint_of` separately, instead of listing types and guessing at attributes. `Aborted` ends work
+an admin asked to stop. Other exceptions (a bug, an OSError) are shown as their text.
 """
 
 from __future__ import annotations
@@ -24,8 +25,18 @@ class Aborted(Error):
     """An admin asked to stop this work."""
 
 
+def message_of(exc: BaseException) -> str:
+    """What went wrong, in one line."""
+    text = exc.message if isinstance(exc, Error) else str(exc)
+    return text or type(exc).__name__
+
+
+def hint_of(exc: BaseException) -> str:
+    """What to do about it ("" when there is no advice)."""
+    return exc.hint if isinstance(exc, Error) else ""
+
+
 def describe(exc: BaseException) -> str:
     """One line for a log or a queue item: the message, and the hint in brackets."""
-    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__  # TODO(merge): Error only
-    hint = getattr(exc, "hint", "")
+    message, hint = message_of(exc), hint_of(exc)
     return f"{message} ({hint})" if hint else message

@@ -11,10 +11,11 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from backupsite.errors import Error
 from backupsite.keys import read_or_create
 
 
-class DecryptionFailed(Exception):
+class DecryptionFailed(Error):
     """The stored secret cannot be read with the configured key (the key changed?)."""
 
 

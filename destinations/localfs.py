@@ -34,6 +34,7 @@ from collections import OrderedDict
 from pathlib import Path
 from types import TracebackType
 
+from backupsite.errors import Error
 from destinations import names
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -42,7 +43,7 @@ _FD_CACHE_SIZE = 64
 _TMP_PREFIX = b".backupsite-restore-"
 
 
-class UnsafePath(Exception):
+class UnsafePath(Error):
     """A path that is not a plain relative path, or that would write through a symlink."""
 
 

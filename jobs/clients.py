@@ -8,6 +8,8 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
+from backupsite.errors import Error
+
 from .models import Account
 
 
@@ -38,7 +40,7 @@ def save_client(user: Any, *, password: str = "", accounts: Iterable[Account] | 
     return user
 
 
-class InvitationError(Exception):
+class InvitationError(Error):
     """The invitation could not be sent; the message says why, for the admin who asked."""
 
 

@@ -10,14 +10,11 @@ import re
 
 import aioftp
 
+from backupsite.errors import Error
 
-class FtpError(Exception):
+
+class FtpError(Error):
     """A failure explained in plain language, with a hint for the admin."""
-
-    def __init__(self, message: str, hint: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
 
 
 class ConnectFailed(FtpError):

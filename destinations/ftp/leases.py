@@ -33,6 +33,8 @@ from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any
 
+from backupsite.errors import Error
+
 logger = logging.getLogger(__name__)
 
 POLL_MIN = 0.02  # seconds between acquire attempts, growing to POLL_MAX, jittered
@@ -127,13 +129,8 @@ def current_wait_notice() -> Callable[[str], None] | None:
     return _on_wait.get()
 
 
-class LeaseTimeout(Exception):
+class LeaseTimeout(Error):
     """No connection slot became free within the timeout."""
-
-    def __init__(self, message: str, hint: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
 
 
 class Lease:

@@ -22,6 +22,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from backupsite.errors import Error, hint_of, message_of
 from destinations.formats import native
 from destinations.ftp import CONNECTION_FAILURES, FtpError, FtpSession
 from destinations.models import Engine
@@ -35,16 +36,17 @@ logger = logging.getLogger(__name__)
 State = Snapshot.State
 
 
-class RunFailed(RuntimeError):
+class RunFailed(Error):
     """Every account of a run failed. `failures` holds the per-account results (account,
     error, hint) for whoever reports the run; the message names them all."""
 
     def __init__(self, failures: list[dict[str, Any]]) -> None:
         self.failures = failures
-        self.message = "; ".join(f"{r['account']}: {r['error']}" for r in failures)
         hints = {r.get("hint", "") for r in failures}
-        self.hint = hints.pop() if len(hints) == 1 else ""
-        super().__init__(self.message)
+        super().__init__(
+            "; ".join(f"{r['account']}: {r['error']}" for r in failures),
+            hints.pop() if len(hints) == 1 else "",
+        )
 
 
 def queue_run(job: BackupJob, *, requested_by: Any = None) -> QueueItem:
@@ -224,8 +226,7 @@ def _finish(
 def _failed(
     account: Account, exc: BaseException, notes: list[str], reporter: queue.Reporter
 ) -> dict[str, Any]:
-    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-    hint = getattr(exc, "hint", "")
+    message, hint = message_of(exc), hint_of(exc)
     reporter.log(f"Account {account.username}: failed: {message}")
     failed: dict[str, Any] = {
         "account": account.username,

@@ -23,11 +23,13 @@ from dataclasses import dataclass, field, replace
 from typing import IO, BinaryIO, cast
 from urllib.parse import parse_qs, unquote, urlparse
 
+from backupsite.errors import Error
+
 _DB_NAME = re.compile(r"^[A-Za-z0-9_$-]{1,64}$")
 
 
-class MysqlError(Exception):
-    pass
+class MysqlError(Error):
+    """The database server refused, failed or could not be reached; the message says which."""
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from backupsite.errors import Error
+
 from ..ownership import Owners
 from . import sql
 from .client import MysqlError, MysqlServer, check_name
@@ -63,7 +65,7 @@ _DEFINER = re.compile(rb"DEFINER\s*=\s*" + _IDENT.encode() + rb"\s*@\s*" + _IDEN
 _HEAD_STARTS = (b"/*!", b"CREATE", b"ALTER")
 
 
-class DatabaseRestoreError(Exception):
+class DatabaseRestoreError(Error):
     """A database could not be restored; the message says why and what was left as it was."""
 
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
+from backupsite.errors import Error
 from jobs.models import Account
 from jobs.ownership import Owners
 from jobs.validators import validate_home, validate_username
@@ -61,7 +62,7 @@ _DB_NAME = re.compile(r"^[A-Za-z0-9_$-]{1,64}$")
 _DOMAIN_KEY = re.compile(r"^DNS[0-9]*$")
 
 
-class DiscoveryFailed(Exception):
+class DiscoveryFailed(Error):
     """A file discovery cannot do without (passwd, the cPanel user folder) is unreadable."""
 
 

@@ -26,6 +26,7 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from backupsite.errors import hint_of, message_of
 from destinations.ftp import CONNECTION_FAILURES
 from jobs import queue
 from jobs.models import Notification, NotificationEvent, NotificationTarget, QueueItem
@@ -457,8 +458,8 @@ def _error_of(item: QueueItem, exc: BaseException | None) -> dict[str, str]:
     if exc is None:
         return {"error": item.error}
     return {
-        "error": getattr(exc, "message", None) or str(exc) or type(exc).__name__,
-        "hint": getattr(exc, "hint", ""),
+        "error": message_of(exc),
+        "hint": hint_of(exc),
     }
 
 

@@ -20,18 +20,16 @@ from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage
 from django.core.validators import validate_email
 
+from backupsite.errors import Error
+
 MAX_URL = 2000
 # Query parameters whose values are secrets whatever the service: Apprise's custom HTTP headers
 # (`+Name=`) and GET parameters (`-name=`), and anything named like a credential.
 _SECRET_PARAM = re.compile(r"^[+-]|token|key|secret|pass|auth|sig|webhook|credential", re.IGNORECASE)
 
 
-class SendFailed(Exception):
+class SendFailed(Error):
     """The message did not get through; `message` says why (never with the target's secrets)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 @dataclass(frozen=True)

@@ -7,13 +7,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from backupsite.errors import Error
 from destinations import names
 from destinations.localfs import UnsafePath
 
 MAX_SKIPPED = 1000  # kept verbatim in a result; the rest are counted
 
 
-class RestoreRefused(Exception):
+class RestoreRefused(Error):
     """The restore must not run at all (wrong account, not restorable, no home folder, ...)."""
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from backupsite.errors import Error
 from destinations import integrity
 from destinations.ftp import FtpError
 from destinations.models import Destination, Engine
@@ -28,8 +29,8 @@ SKIPPED_STATES = (State.WRITING, State.UPDATING)
 MAX_LOGGED_PROBLEMS = 50
 
 
-class ReadPercentInvalid(ValueError):
-    pass
+class ReadPercentInvalid(Error, ValueError):
+    """A read_percent that is not a whole number from 0 to 100."""
 
 
 def parse_read_percent(value: object) -> int:

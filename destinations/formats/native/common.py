@@ -13,6 +13,7 @@ from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import BinaryIO, Protocol, cast
 
+from backupsite.errors import Error
 from destinations.ftp import RemoteStore
 
 MiB = 1024 * 1024
@@ -55,7 +56,7 @@ DUMP_RE = re.compile(r"^(.+)-(\d{6})\.sql\.zst$")
 # --- errors ---------------------------------------------------------------------------------
 
 
-class NativeError(Exception):
+class NativeError(Error):
     """Base of the native engine's own errors (FTP errors come from destinations.ftp)."""
 
 

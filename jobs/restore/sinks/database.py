@@ -17,11 +17,11 @@ from typing import Any
 
 import zstandard
 
+from backupsite.errors import Aborted, Error, message_of
 from destinations.formats import native
-from destinations.formats.cpanel.tarsafe.common import ArchiveError, Member
+from destinations.formats.cpanel.tarsafe.common import Member
 from destinations.formats.cpanel.tarsafe.reader import MemberData
 from destinations.formats.native.common import Session
-from destinations.ftp import FtpError
 
 from ... import mysql
 from ...dbserver import grants, load, sql
@@ -76,19 +76,10 @@ def restore_database_part(
             charset=charset,
             collation=collation,
         )
-    except native.BackupAborted:
+    except (native.BackupAborted, Aborted):
         raise
-    except (
-        load.DatabaseRestoreError,
-        MysqlError,
-        native.NativeError,
-        FtpError,
-        ArchiveError,
-        OSError,
-        KeyError,
-        zstandard.ZstdError,
-    ) as exc:
-        message = getattr(exc, "message", None) or str(exc)
+    except (Error, OSError, KeyError, zstandard.ZstdError) as exc:
+        message = message_of(exc)
         progress.log(f"Database {source}: failed: {message}")
         outcome.skip(part_label("databases", source), f"failed: {message}", failure=True)
         outcome.databases.append({"source": source, "target": target, "status": "failed", "error": message})

@@ -8,6 +8,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
+from backupsite.errors import Error
+
 ENCODING = "utf-8"
 ERRORS = "surrogateescape"  # undecodable bytes survive as str and round-trip with os.fsencode
 
@@ -41,12 +43,11 @@ class Problem(NamedTuple):
     reason: str
 
 
-class ArchiveError(Exception):
+class ArchiveError(Error):
     """The archive cannot be read to the end (truncated, corrupt, over a limit)."""
 
     def __init__(self, message: str, flag: str = "truncated") -> None:
         super().__init__(message)
-        self.message = message
         self.flag = flag
 
 
