@@ -5,10 +5,10 @@
     .venv/bin/python bench/index_bench.py --quick     # smoke run: ~50 MB archive, 60 archives, 100k entries
     .venv/bin/python bench/index_bench.py --parts stream,reindex,listing --runs 3
 
-Needs root (pure-ftpd as in tests/ftp_servers.py), curl, tar, lftp. Builds under
+Needs root (pure-ftpd as in tests/support/ftp_servers.py), curl, tar, lftp. Builds under
 $BACKUPSITE_BENCH_DIR (default /tmp/backupsite-bench/index):
 
-1. stream: a cPanel account archive (tests.cpanel_archives.make_account_archive, ~500 MB of
+1. stream: a cPanel account archive (tests.support.cpanel_archives.make_account_archive, ~500 MB of
    .tar.gz) on a private pure-ftpd; `curl -s ftp://... | tar tz > /dev/null` against what
    reindex does with it: `cpanel.read_archive` over `FtpConnection.download` through
    `streams.prefetch` (bench/worker.py read-archive), interleaved. Target: >= 0.8 x curl's rate.
@@ -84,7 +84,7 @@ class Bench:
     # -- 1. one big archive, streamed ----------------------------------------------------------
 
     def big_archive(self) -> Path:
-        from tests.cpanel_archives import make_account_archive
+        from tests.support.cpanel_archives import make_account_archive
 
         scale = self.args.archive_scale
         folder = DATA / f"cpanel-scale{scale:g}"
@@ -140,7 +140,7 @@ class Bench:
     def make_destination_tree(self, folder: Path) -> int:
         """`dates` x `users` archives as <date>/accounts/<user>.tar.gz (one archive per user,
         hard-linked into every date folder) plus cPanel's per-date extras."""
-        from tests.cpanel_archives import make_account_archive
+        from tests.support.cpanel_archives import make_account_archive
 
         users = [f"user{n:02d}" for n in range(self.args.users)]
         source = DATA / f"cpanel-small-{self.args.users}"
@@ -386,7 +386,7 @@ def main() -> None:
         args.archive_scale, args.users, args.dates, args.backups, args.runs = 40, 6, 10, 2, 2
         args.listing_scale = 0.1
     if os.geteuid() != 0:
-        raise SystemExit("run as root: pure-ftpd needs it (tests/ftp_servers.py)")
+        raise SystemExit("run as root: pure-ftpd needs it (tests/support/ftp_servers.py)")
     raise SystemExit(Bench(args).run())
 
 

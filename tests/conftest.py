@@ -1,11 +1,11 @@
 import pytest
 
 pytest_plugins = [
-    "tests.fixtures_ftp",
-    "tests.fixtures_browser",
-    "tests.fixtures_jobs",
-    "tests.fixtures_restore",
-    "tests.fixtures_notify",
+    "tests.support.fixtures_ftp",
+    "tests.support.fixtures_browser",
+    "tests.support.fixtures_jobs",
+    "tests.support.fixtures_restore",
+    "tests.support.fixtures_notify",
 ]
 
 
