@@ -76,6 +76,18 @@ TASK_NAMES: dict[str, str] = {
 }
 
 
+def enqueue_once(kind: str, *, destination: Any, requested_by: Any = None, **fields: Any) -> QueueItem:
+    """The item of `kind` already pending or running for `destination`, else a new one: one
+    reindex or integrity check of a destination at a time is enough."""
+    with transaction.atomic():
+        existing = QueueItem.objects.filter(
+            kind=kind, destination=destination, status__in=[Status.PENDING, Status.RUNNING]
+        ).first()
+        if existing is not None:
+            return existing
+        return enqueue(kind, destination=destination, requested_by=requested_by, **fields)
+
+
 def dispatch_item(item_id: int, kind: str) -> None:
     current_app.tasks[TASK_NAMES[kind]].delay(item_id)
 

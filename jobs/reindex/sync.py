@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from itertools import chain
 from typing import Any
 
-from django.db import transaction
 from django.utils import timezone
 
 from destinations import listing
@@ -44,20 +43,12 @@ MAX_PARALLEL_LISTINGS = 4
 
 def queue_reindex(destination: Destination, *, requested_by: Any = None) -> QueueItem:
     """Queue a reindex, or answer the one already pending or running for this destination."""
-    with transaction.atomic():
-        existing = QueueItem.objects.filter(
-            kind=QueueItem.Kind.REINDEX,
-            destination=destination,
-            status__in=[QueueItem.Status.PENDING, QueueItem.Status.RUNNING],
-        ).first()
-        if existing is not None:
-            return existing
-        return queue.enqueue(
-            QueueItem.Kind.REINDEX,
-            title=f"reindex {destination.name}",
-            destination=destination,
-            requested_by=requested_by,
-        )
+    return queue.enqueue_once(
+        QueueItem.Kind.REINDEX,
+        title=f"reindex {destination.name}",
+        destination=destination,
+        requested_by=requested_by,
+    )
 
 
 def lock_key(destination_id: int) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from django.db import transaction
 from django.utils import timezone
 
 from backupsite.errors import Error
@@ -18,10 +17,10 @@ from destinations import integrity
 from destinations.ftp import FtpError
 from destinations.models import Destination, Engine
 from destinations.sessions import open_session
-from jobs import catalog
+from jobs import catalog, queue
 from jobs.models import QueueItem, Snapshot
 from jobs.notify import events as notifications
-from jobs.queue import Reporter, enqueue
+from jobs.queue import Reporter
 
 State = Snapshot.State
 # A backup a running job is writing is left to it; every other state is checked.
@@ -45,21 +44,13 @@ def parse_read_percent(value: object) -> int:
 def queue_verify(destination: Destination, read_percent: int, *, requested_by: Any = None) -> QueueItem:
     """Queue an integrity check, or answer the one already pending or running."""
     read_percent = parse_read_percent(read_percent)
-    with transaction.atomic():
-        existing = QueueItem.objects.filter(
-            kind=QueueItem.Kind.VERIFY,
-            destination=destination,
-            status__in=[QueueItem.Status.PENDING, QueueItem.Status.RUNNING],
-        ).first()
-        if existing is not None:
-            return existing
-        return enqueue(
-            QueueItem.Kind.VERIFY,
-            title=f"verify {destination.name} ({read_percent}% read)",
-            destination=destination,
-            requested_by=requested_by,
-            params={"read_percent": read_percent},
-        )
+    return queue.enqueue_once(
+        QueueItem.Kind.VERIFY,
+        title=f"verify {destination.name} ({read_percent}% read)",
+        destination=destination,
+        requested_by=requested_by,
+        params={"read_percent": read_percent},
+    )
 
 
 def _sample(destination: Destination, percent: int) -> integrity.Sample:
