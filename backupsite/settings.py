@@ -224,7 +224,7 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     # aioftp logs every command at DEBUG, PASS included (censored, but keep it quiet anyway).
-    # Apprise logs notification URLs, tokens included: jobs/senders.py reads its messages and
+    # Apprise logs notification URLs, tokens included: jobs/notify/senders.py reads its messages and
     # logs them scrubbed; nothing of Apprise's own goes out.
     "loggers": {
         "aioftp": {"level": "WARNING"},

@@ -13,7 +13,7 @@ $BACKUPSITE_BENCH_DIR (default /tmp/backupsite-bench/index):
    reindex does with it: `cpanel.read_archive` over `FtpConnection.download` through
    `streams.prefetch` (bench/worker.py read-archive), interleaved. Target: >= 0.8 x curl's rate.
 2. reindex: 500 small archives in cPanel's date-folder layout (<date>/accounts/<user>.tar.gz);
-   `destinations.reindex.run` through the queue, twice (the first indexes everything), then
+   `jobs.reindex.sync.run` through the queue, twice (the first indexes everything), then
    the unchanged case interleaved with `lftp -c 'open ...; find'`. Target: <= 2 x the listing.
 3. listing: a synthetic home of ~1,000,000 entries (bench/listing_tree.py), 7 backups with ~1 %
    change between them built with `listing.build`: build time and peak memory, ListingBlob

@@ -19,7 +19,7 @@ Conflict policy (one rule for every restore engine):
   the (uid, gid) a call names for its entry (a restore puts back the owners a backup
   recorded); without it, nothing is chowned at all (not running as root).
 
-Plain Python (no Django): the native format's restore (``destinations.engines.native_read``)
+Plain Python (no Django): the native format's restore (``destinations.formats.native.restore``)
 writes through it too.
 """
 

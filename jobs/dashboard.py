@@ -115,7 +115,7 @@ def _failed_accounts(run: QueueItem) -> set[str] | None:
 
 def covered_accounts(job: BackupJob, accounts: dict[int, Account], listed: list[int]) -> list[Account]:
     """The accounts a run of `job` backs up, from rows already loaded (no query per job), by
-    the rule the runs use (jobs/coverage.py): all accounts or the listed ones, filtered."""
+    the rule the runs use (jobs/backup/coverage.py): all accounts or the listed ones, filtered."""
     return coverage.choose(job, accounts.values(), listed).accounts
 
 

@@ -5,7 +5,7 @@ This package's __init__ is the format's public API: callers import from here. Mo
 metadata files say), members (``iter_members``), tarsafe (the safe streaming tar reader).
 
 Plain Python (no Django): the Django layer lists the destination, feeds downloads in, and
-stores what comes out. See ``/work/shared/reference/cpanel-backup-format.md`` for the format.
+stores what comes out. The format is the one cPanel's pkgacct writes (its backups and cpmove files).
 
 * ``discover(entries)`` finds account archives in a recursive listing.
 * ``read_archive(stream)`` reads one archive once, streaming, and returns an ``ArchiveIndex``:

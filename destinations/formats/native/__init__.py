@@ -41,7 +41,7 @@ format_text (the text written to destinations); writing a backup: write (the ent
 slot (checking the slot, leftovers), plan (what an incremental push stores), packing (reading
 and packing the files), encode (hashing and compressing chunks), upload (packs, dumps, the
 commit), reporter (progress); reading: read (manifests, listing, locking, deleting), restore
-(materialise, dumps). destinations.engines.localfs (SafeTree) writes a restore without
+(materialise, dumps). destinations.localfs (SafeTree) writes a restore without
 following symlinks.
 """
 

@@ -4,7 +4,7 @@ anything).
 
 Every write goes through ``SafeTree`` (``localfs``: directory file descriptors, O_NOFOLLOW, no
 '..', setuid/setgid dropped). As root, native backups get back the owners they recorded
-(``destinations.engines.ownership``: the account's entries go to the current owner of the home
+(``destinations.formats.ownership``: the account's entries go to the current owner of the home
 folder, root's and other users' by name, else by number); everything else written (cPanel
 archives, the new folder itself, folders a restore has to create) belongs to the owner of the
 home folder. The new folder is opened with O_NOFOLLOW from the home folder's descriptor and
