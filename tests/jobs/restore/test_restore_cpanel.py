@@ -27,7 +27,7 @@ from tests.support.cpanel_archives import (
     make_account_archive,
     make_hostile_archive,
 )
-from tests.support.cpanel_archives.account import _member
+from tests.support.cpanel_archives.hostile import _member
 from tests.support.fakes import tree_state
 from tests.support.fixtures_restore import (
     HOME_OWNER,
