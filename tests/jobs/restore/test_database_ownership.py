@@ -28,7 +28,7 @@ from jobs.dbserver.client import DumpSource, MysqlServer
 from jobs.dbserver.grants import LOOPBACK_HOSTS, restore_grants
 from jobs.models import Account, QueueItem, Snapshot
 from jobs.ownership import Owners
-from tests.support.cpanel_archives import _member
+from tests.support.cpanel_archives.hostile import _member
 from tests.support.fixtures_jobs import make_job, run_job
 from tests.support.fixtures_restore import (
     HOME_OWNER,

@@ -24,10 +24,10 @@ from jobs.restore.request import validate_request
 from tests.support.cpanel_archives import (
     HOSTILE_KINDS,
     GeneratedArchive,
-    _member,
     make_account_archive,
     make_hostile_archive,
 )
+from tests.support.cpanel_archives.hostile import _member
 from tests.support.fakes import tree_state
 from tests.support.fixtures_restore import (
     HOME_OWNER,
