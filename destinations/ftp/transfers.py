@@ -123,6 +123,10 @@ class _DataChannel:
         _abort_transport(self.writer)
 
 
+# Replies read at most while a stopped transfer settles (426, 1xx statistics, 226, ...).
+_SETTLE_REPLIES = 8
+
+
 def _unacknowledged(sock: object) -> int:
     """Bytes written to `sock` that the peer has not acknowledged yet (0 when unknown)."""
     fileno = getattr(sock, "fileno", None)
@@ -331,21 +335,29 @@ class _DataConnections(aioftp.Client):
     async def abort_transfer(self, channel: _DataChannel) -> None:
         """Stop a transfer early and keep the control connection in step.
 
-        Resetting the data connection ends the transfer with one reply: 226 when the server had
-        already sent everything, 426/451 when it was cut, or, from pure-ftpd after a cut
-        download, a second 1xx line (its statistics) and nothing else; a NOOP then marks the
-        end. No ABOR: servers answer it with one or two replies, and pure-ftpd, which reads
-        the control connection during a transfer, may swallow a command sent right behind it.
+        ABOR, then the data connection is reset. The server answers with one reply or two:
+        426 (the transfer was cut) and then 225/226 for the ABOR, or 226 alone when it had
+        already sent everything; pure-ftpd may add a 1xx line with its statistics. Without the
+        ABOR, a server writing to a TLS data channel may not notice the reset until its own
+        timeout, and the reply a reader waits for comes that much later. The first reply that
+        is neither 1xx nor 426 ends the ABOR; a NOOP then marks the end of whatever else the
+        server still says (its 200 is the last reply of the transfer), so a reply of this
+        transfer is never read as the answer to a later command.
         """
-        channel.abort()
         if channel.finished:
+            channel.abort()
             return
         channel.finished = True
-        code, _ = await self.parse_response()
-        if not code.startswith("1"):
-            return
+        await self.command("ABOR")
+        channel.abort()
+        for _ in range(_SETTLE_REPLIES):
+            code, _ = await self.parse_response()
+            if not code.startswith("1") and code != "426":
+                break
+        else:
+            raise TransientError("the server did not answer ABOR after a transfer was stopped early")
         await self.command("NOOP")
-        for _ in range(8):
+        for _ in range(_SETTLE_REPLIES):
             code, _ = await self.parse_response()
             if code == "200":
                 return

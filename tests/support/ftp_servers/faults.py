@@ -148,12 +148,18 @@ class EchoingPass:
 
 
 class SilentAfterCut:
-    """Never answers a transfer that the client cut short (no 426): the client must not hang."""
+    """Never answers once the client cut a transfer short (no 426, no reply to its ABOR): the
+    client must not hang."""
 
     def respond(self, resp: str, logfun: Any = None) -> None:
         if resp.startswith("426"):
             return
         super().respond(resp)  # type: ignore[misc]
+
+    def ftp_ABOR(self, line: str) -> None:
+        dtp = getattr(self, "data_channel", None)
+        if dtp is not None:
+            dtp.close()  # the transfer stops; the server says nothing
 
 
 class NoEprt:
