@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from destinations.formats import native
 from destinations.ftp import (
     EntryType,
     PathRefused,
@@ -277,7 +278,7 @@ def _counted_blocks(blocks: Iterator[bytes], counter: Counting) -> Iterator[byte
 # --- helpers for the native engine's tests ---------------------------------------------------
 
 
-class Recorder:
+class Recorder(native.ProgressSink):
     """A ProgressSink that records everything; aborts after `abort_after` polls when set."""
 
     def __init__(self, abort_after: int | None = None) -> None:
@@ -286,17 +287,8 @@ class Recorder:
         self.polls = 0
         self.abort_after = abort_after
 
-    def progress(
-        self,
-        *,
-        bytes_done: int,
-        bytes_total: int,
-        files_done: int,
-        files_total: int,
-        bytes_unchanged: int = 0,
-        files_unchanged: int = 0,
-    ) -> None:
-        self.updates.append((bytes_done, bytes_total, files_done, files_total))
+    def report(self, counts: native.ProgressCounts) -> None:
+        self.updates.append((counts.bytes_done, counts.bytes_total, counts.files_done, counts.files_total))
 
     def log(self, message: str, *, level: str = "info") -> None:
         self.lines.append((level, message))
