@@ -7,9 +7,10 @@ import time
 
 import pytest
 
-from destinations.models import Destination, Engine
+from destinations.models import Destination
 from jobs.models import Account, QueueItem, Snapshot
 from tests.support.cpanel_archives import make_destination_tree
+from tests.support.destinations import make_cpanel_destination
 from tests.support.fixtures_browser import login
 from tests.support.fixtures_jobs import make_job
 from tests.support.ftp_servers import Throttled
@@ -79,20 +80,7 @@ def test_the_destination_page_shows_a_reindex_and_the_backups_it_found(
     django_user_model.objects.create_superuser("admin", password="admin-pw-123")
     root = pure_ftpd.root / ftp_dir
     made = make_destination_tree(root, accounts=2, layout="whm", size_scale=0.5)
-    destination = Destination(
-        name="cpanel",
-        engine=Engine.CPANEL,
-        host=pure_ftpd.host,
-        port=pure_ftpd.port,
-        username=pure_ftpd.user,
-        directory=ftp_dir,
-        ssl=True,
-        tls_fingerprint=pure_ftpd.fingerprint,
-        read_only=True,
-        concurrency=2,
-    )
-    destination.set_password(pure_ftpd.password)
-    destination.save()
+    destination = make_cpanel_destination(pure_ftpd, ftp_dir, name="cpanel")
     worker(concurrency=1)
 
     login(page, live_server, "admin", "admin-pw-123")

@@ -37,6 +37,7 @@ from jobs.models import Account, QueueItem, Snapshot
 from jobs.reindex import sync as reindex
 from jobs.restore import downloads, runner
 from jobs.restore.request import queue_download, queue_restore, validate_request
+from tests.support.destinations import make_destination
 from tests.support.fakes import Counting
 from tests.support.peers import missing_peer
 
@@ -178,22 +179,17 @@ def restore_account(db: Any, tmp_path: Path, victim_folder: Path, mysql_cleanup:
 
 
 def _destination(pure_ftpd: Any, ftp_dir: str, engine: str) -> Destination:
-    destination = Destination(
+    return make_destination(
+        pure_ftpd,
+        ftp_dir,
         name=f"{engine}-{secrets.token_hex(3)}",
         engine=engine,
-        host=pure_ftpd.host,
-        port=pure_ftpd.port,
-        username=pure_ftpd.user,
-        directory=ftp_dir,
         ssl=False,
         timeout=10,
         retries=2,
         concurrency=0,  # no Redis leases in these tests
         read_only=engine == Engine.CPANEL,
     )
-    destination.set_password(pure_ftpd.password)
-    destination.save()
-    return destination
 
 
 @pytest.fixture
