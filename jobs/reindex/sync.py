@@ -57,11 +57,7 @@ def lock_key(destination_id: int) -> str:
 
 
 def run(item: QueueItem, reporter: Reporter) -> dict[str, Any]:
-    destination = Destination.objects.filter(pk=item.destination_id or 0).first()
-    if destination is None:
-        raise RuntimeError("The destination was deleted.")
-    if destination.disabled:
-        raise RuntimeError(f"Destination {destination} is disabled.")
+    destination = Destination.for_work(item.destination_id)
     # Two reindexes of one destination never overlap (the queue answers the pending one, and
     # this conditional update stops a duplicate delivery).
     if not queue.take_lock(item.pk, lock_key(destination.pk)):
