@@ -7,10 +7,9 @@ import time
 
 import pytest
 
-from destinations.models import Destination
 from jobs.models import Account, QueueItem, Snapshot
 from tests.support.cpanel_archives import make_destination_tree
-from tests.support.destinations import make_cpanel_destination
+from tests.support.destinations import make_cpanel_destination, make_destination
 from tests.support.fixtures_browser import login
 from tests.support.fixtures_jobs import make_job
 from tests.support.ftp_servers import Throttled
@@ -41,17 +40,7 @@ def test_the_queue_page_shows_a_backup_progress_bar_moving_to_completion(
 ):
     django_user_model.objects.create_superuser("admin", password="admin-pw-123")
     server = fault_ftp_server(Throttled, read_limit=3_000_000)
-    settings = server.settings()
-    destination = Destination(
-        name="slow",
-        host=settings.host,
-        port=settings.port,
-        username=settings.username,
-        ssl=False,
-        concurrency=1,
-    )
-    destination.set_password(settings.password)
-    destination.save()
+    destination = make_destination(server, name="slow", ssl=False, concurrency=1)
     home = tmp_path / "home"
     home.mkdir()
     for index in range(6):

@@ -1,5 +1,5 @@
-"""Saved Destinations on the test pure-ftpd server (the `pure_ftpd` fixture), in the test's
-own folder (`ftp_dir`)."""
+"""Saved Destinations on a test FTP server (the `pure_ftpd` fixture, a `fault_ftp_server`), in
+the test's own folder (`ftp_dir`) when it has one."""
 
 from __future__ import annotations
 
@@ -9,16 +9,17 @@ from typing import Any
 from destinations.models import Destination, Engine
 
 
-def make_destination(pure_ftpd: Any, ftp_dir: str, **fields: Any) -> Destination:
-    """A saved destination that logs in to pure-ftpd; `fields` are the rest of its settings."""
+def make_destination(server: Any, ftp_dir: str = "", **fields: Any) -> Destination:
+    """A saved destination that logs in to `server` (anything with host, port, user and
+    password); `fields` are the rest of its settings."""
     destination = Destination(
-        host=pure_ftpd.host,
-        port=pure_ftpd.port,
-        username=pure_ftpd.user,
+        host=server.host,
+        port=server.port,
+        username=server.user,
         directory=ftp_dir,
         **fields,
     )
-    destination.set_password(pure_ftpd.password)
+    destination.set_password(server.password)
     destination.save()
     return destination
 

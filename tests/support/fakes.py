@@ -301,6 +301,24 @@ class Recorder(native.ProgressSink):
         return "\n".join(message for _level, message in self.lines)
 
 
+def write_test_backup(session: Any, home: Path | None, **options: Any) -> native.Manifest:
+    """`native.write_backup` with what a test rarely cares about filled in: a new full backup
+    (job "j", uuid "u") of `home`, no excludes, no databases, compressed, progress recorded;
+    `options` (at least `account`) add to or override that."""
+    arguments: dict[str, Any] = {
+        "backup_id": native.new_backup_id(),
+        "job_uuid": "u",
+        "job_name": "j",
+        "backup_type": "full",
+        "home": home,
+        "excludes": [],
+        "databases": [],
+        "compression": True,
+        "progress": Recorder(),
+    }
+    return native.write_backup(session, **(arguments | options))
+
+
 class SqlDump:
     """A DumpSource over bytes; the first `fail_times` opens break off after half the data."""
 

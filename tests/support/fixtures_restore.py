@@ -38,7 +38,7 @@ from jobs.reindex import sync as reindex
 from jobs.restore import downloads, runner
 from jobs.restore.request import queue_download, queue_restore, validate_request
 from tests.support.destinations import make_destination
-from tests.support.fakes import Counting
+from tests.support.fakes import Counting, write_test_backup
 from tests.support.peers import missing_peer
 
 HOME_OWNER = (4242, 4243)
@@ -225,17 +225,14 @@ def make_native_backup(
     """Write a native backup of `account` (home and `databases`) and index it as a job would."""
     backup_id = native.new_backup_id()
     with FtpSession(destination.ftp_settings(), max_connections=2, create_root=True) as session:
-        manifest = native.write_backup(
+        manifest = write_test_backup(
             session,
+            Path(account.home) if home else None,
             account=account.username,
             backup_id=backup_id,
             job_uuid="8c1e6f1e-0000-4000-8000-000000000001",
             job_name="restore tests",
-            backup_type="full",
-            home=Path(account.home) if home else None,
-            excludes=[],
             databases=list(databases),
-            compression=True,
             progress=native.NullProgress(),
             chunk_size=CHUNK,
             pack_size=PACK,

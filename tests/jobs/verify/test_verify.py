@@ -27,7 +27,7 @@ from jobs.reindex import sync as reindex
 from jobs.verify import check as verify
 from tests.support.cpanel_archives import make_account_archive
 from tests.support.destinations import make_cpanel_destination
-from tests.support.fakes import Counting, FakeSession, Recorder
+from tests.support.fakes import Counting, FakeSession, write_test_backup
 from tests.support.fixtures_jobs import make_job, run_job
 from tests.support.fixtures_restore import restored_folder, run_restore
 
@@ -361,20 +361,7 @@ def _fake_backup(tmp_path: Path, pack_size: int = 64 * 1024) -> tuple[FakeSessio
 
 
 def _write_backup(session: FakeSession, home: Path, pack_size: int) -> native.Manifest:
-    return native.write_backup(
-        session,
-        account="carol",
-        backup_id=native.new_backup_id(),
-        job_uuid="j",
-        job_name="j",
-        backup_type="full",
-        home=home,
-        excludes=[],
-        databases=[],
-        compression=True,
-        progress=Recorder(),
-        pack_size=pack_size,
-    )
+    return write_test_backup(session, home, account="carol", job_uuid="j", pack_size=pack_size)
 
 
 def test_a_flipped_byte_in_a_compressed_chunk_is_found_by_its_frame(tmp_path):
