@@ -5,6 +5,8 @@
 - `Faults`: rules that make chosen operations fail (`faults.fail("upload", "*.pack", after=2)`).
 - `Counting`: wraps any session or store and counts operations and data connections
   (LIST/MLSD, STOR, RETR each open one), so tests can count them against the real server too.
+- For the native engine's tests: `Recorder` (a ProgressSink that keeps what it is told),
+  `write_test_backup`, `SqlDump` (a DumpSource over bytes).
 """
 
 from __future__ import annotations
