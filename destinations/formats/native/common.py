@@ -89,7 +89,7 @@ class ObjectCorrupt(NativeError):
     """Bytes read back do not match their recorded size or sha256."""
 
 
-# --- protocols ------------------------------------------------------------------------------
+# --- progress and protocols -----------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -120,9 +120,9 @@ class ProgressSink:
     counts are the part of `*_done` an incremental run kept from the previous backup without
     sending it again, so a page can say "1.2 KiB sent, 21.0 MiB unchanged".
 
-    The base class of every sink: `progress` packs its arguments into `ProgressCounts` and hands them
-    to `report`, which a sink overrides (as it does `log` and `abort_requested`). By default
-    a sink drops counts and lines and never aborts.
+    The base class of every sink: `progress` packs its arguments into `ProgressCounts` and
+    hands them to `report`, which a sink overrides (as it does `log` and `abort_requested`).
+    By default a sink drops counts and lines and never aborts.
     """
 
     def progress(
