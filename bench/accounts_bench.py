@@ -41,7 +41,6 @@ from bench.common import (
     log,
     median,
     setup_django,
-    targets_table,
     wait_quiet,
 )
 
@@ -278,9 +277,7 @@ def main() -> None:
         ),
     ]
     print()
-    print(targets_table(targets))
-    payload = {"args": vars(args), "notes": notes, "runs": [vars(r) for r in runs]}
-    sys.exit(finish("accounts", payload, targets))
+    sys.exit(finish("accounts", args, runs, targets, notes=notes))
 
 
 if __name__ == "__main__":

@@ -52,6 +52,7 @@ from bench.common import (
     ensure_dataset,
     finish,
     fresh_panel_dir,
+    heading,
     log,
     machine_line,
     med_wall,
@@ -61,7 +62,6 @@ from bench.common import (
     setup_django,
     sh,
     stat_map,
-    targets_table,
     timing_table,
 )
 
@@ -507,25 +507,13 @@ class Bench:
                 self.inc_phase(args.inc_dataset)
         self.resource_targets()
 
-        print()
-        print(f"## Backup benchmark, {machine_line()}")
-        print()
+        heading("Backup benchmark")
         print(timing_table(self.runs))
         if self.inc_rows:
             print()
             print(self.inc_table())
         print()
-        print(targets_table(self.targets))
-        return finish(
-            "backup",
-            {
-                "args": vars(args),
-                "stats": self.stats,
-                "runs": [vars(run) for run in self.runs],
-                "incremental": self.inc_rows,
-            },
-            self.targets,
-        )
+        return finish("backup", args, self.runs, self.targets, stats=self.stats, incremental=self.inc_rows)
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ taken between methods of the same run.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -533,13 +534,26 @@ def save_results(name: str, payload: dict[str, Any]) -> Path:
     return path
 
 
-def finish(name: str, payload: dict[str, Any], targets: list[Target]) -> int:
-    """Save the run with its targets, print where and the verdict; the exit code (1: a target failed)."""
+def heading(title: str) -> None:
+    """The report's title line, with the machine it ran on."""
+    print()
+    print(f"## {title}, {machine_line()}")
+    print()
+
+
+def finish(
+    name: str, args: argparse.Namespace, runs: Sequence[Run], targets: list[Target], **payload: Any
+) -> int:
+    """Print the targets' table; save the run (its arguments, the rest of `payload`, its runs and
+    targets), print where and the verdict; the exit code (1: a target failed)."""
+    print(targets_table(targets))
     path = save_results(
         name,
         {
             "machine": machine_line(),
+            "args": vars(args),
             **payload,
+            "runs": [vars(run) for run in runs],
             "targets": [{**vars(t), "ratio": t.ratio, "passed": t.passed} for t in targets],
         },
     )

@@ -46,13 +46,13 @@ from bench.common import (
     django_env,
     finish,
     fresh_panel_dir,
+    heading,
     log,
     machine_line,
     med_wall,
     run_shell,
     run_worker,
     setup_django,
-    targets_table,
     timing_table,
 )
 
@@ -350,22 +350,12 @@ class Bench:
                 self.reindex_part()
             if "listing" in parts:
                 self.listing_part()
-        print()
-        print(f"## Index benchmark, {machine_line()}")
-        print()
+        heading("Index benchmark")
         if self.runs:
             print(timing_table(self.runs))
             print()
-        print(targets_table(self.targets))
         return finish(
-            "index",
-            {
-                "date": datetime.now(UTC).isoformat(),
-                "args": vars(args),
-                "runs": [vars(run) for run in self.runs],
-                "notes": self.notes,
-            },
-            self.targets,
+            "index", args, self.runs, self.targets, date=datetime.now(UTC).isoformat(), notes=self.notes
         )
 
 

@@ -220,6 +220,17 @@ class Destination(models.Model):
     def has_password(self) -> bool:
         return bool(self.password_encrypted)
 
+    @classmethod
+    def for_work(cls, pk: int | None) -> "Destination":
+        """The destination a queued reindex or check works on; RuntimeError (the item's error)
+        when it was deleted or is disabled."""
+        destination = cls.objects.filter(pk=pk or 0).first()
+        if destination is None:
+            raise RuntimeError("The destination was deleted.")
+        if destination.disabled:
+            raise RuntimeError(f"Destination {destination} is disabled.")
+        return destination
+
     def in_use_message(self) -> str:
         """Why the destination cannot be deleted while backup jobs write to it."""
         jobs = ", ".join(job.name for job in self.jobs.all())

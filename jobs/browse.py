@@ -116,13 +116,17 @@ def requested_path(params: Any) -> str:
     return listing.normalise(names.parse(params.get("path"), params.get("path_b64")))
 
 
+def _requested_path_or_404(request: HttpRequest) -> str:
+    try:
+        return requested_path(request.GET)
+    except ValueError:
+        raise Http404 from None
+
+
 @login_required
 def snapshot_files(request: HttpRequest, pk: int) -> HttpResponse:
     snapshot = access.get_snapshot(request.user, pk)
-    try:
-        path = requested_path(request.GET)
-    except ValueError:
-        raise Http404 from None
+    path = _requested_path_or_404(request)
     query = request.GET.get("q", "").strip()
     entries: Sequence[listing.Entry]
     if query:
@@ -158,10 +162,7 @@ def snapshot_files(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def file_versions(request: HttpRequest, pk: int) -> HttpResponse:
     account = access.get_account(request.user, pk)
-    try:
-        path = requested_path(request.GET)
-    except ValueError:
-        raise Http404 from None
+    path = _requested_path_or_404(request)
     rows = version_groups(versions(request.user, account, path))
     return render(
         request, "browse/versions.html", {"account": account, "path": path, "rows": rows, "nav": "mine"}

@@ -22,21 +22,17 @@ def account_databases(username: str, listed: list[str], owners: Owners) -> tuple
     ownership rule (`username_…`, but not `username_x_…` when account `username_x` exists).
     Listed: those the account still owns (an account created later may have taken one over).
     """
-    notes: list[str] = []
-    if listed:
-        names = [name for name in listed if owners.owns_database(username, name)]
-        notes += [
-            f"{owners.why_not_database(username, name)} (listed on {username}); not backed up with {username}"
-            for name in listed
+
+    def owned(candidates: list[str], where: str) -> tuple[list[str], list[str]]:
+        names = [name for name in candidates if owners.owns_database(username, name)]
+        notes = [
+            f"{owners.why_not_database(username, name)}{where}; not backed up with {username}"
+            for name in candidates
             if name not in names
         ]
         return names, notes
+
+    if listed:
+        return owned(listed, f" (listed on {username})")
     escaped = username.replace("\\", "\\\\").replace("_", "\\_").replace("%", "\\%")
-    found = server().list_databases(f"{escaped}\\_%")
-    names = [name for name in found if owners.owns_database(username, name)]
-    notes += [
-        f"{owners.why_not_database(username, name)}; not backed up with {username}"
-        for name in found
-        if name not in names
-    ]
-    return names, notes
+    return owned(server().list_databases(f"{escaped}\\_%"), "")

@@ -255,7 +255,7 @@ class ProgressBoard:
         self.reporter = reporter
         self.abort = False
         self._lock = threading.Lock()
-        self._counts: dict[str, tuple[int, int, int, int, int, int]] = {}
+        self._counts: dict[str, native.ProgressCounts] = {}
         self._lines: list[str] = []
 
     def sink(self, account: str) -> native.ProgressSink:
@@ -268,34 +268,17 @@ class ProgressBoard:
         for line in lines:
             self.reporter.log(line)
         if counts:
-            self.reporter.update(
-                bytes_done=sum(c[0] for c in counts),
-                bytes_total=sum(c[1] for c in counts),
-                files_done=sum(c[2] for c in counts),
-                files_total=sum(c[3] for c in counts),
-                bytes_unchanged=sum(c[4] for c in counts),
-                files_unchanged=sum(c[5] for c in counts),
-            )
+            self.reporter.update(**sum(counts, native.ProgressCounts()).as_fields())
 
 
-class AccountProgress:
+class AccountProgress(native.ProgressSink):
     """One account's ProgressSink; safe to call from the account's thread."""
 
     def __init__(self, board: ProgressBoard, account: str) -> None:
         self.board = board
         self.account = account
 
-    def progress(
-        self,
-        *,
-        bytes_done: int,
-        bytes_total: int,
-        files_done: int,
-        files_total: int,
-        bytes_unchanged: int = 0,
-        files_unchanged: int = 0,
-    ) -> None:
-        counts = (bytes_done, bytes_total, files_done, files_total, bytes_unchanged, files_unchanged)
+    def report(self, counts: native.ProgressCounts) -> None:
         with self.board._lock:
             self.board._counts[self.account] = counts
 

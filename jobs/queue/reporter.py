@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from backupsite.errors import Aborted, describe
 from destinations import names
+from destinations.formats import native
 from destinations.ftp.leases import holding_for
 
 from .items import HEARTBEAT_SECONDS, LOG_LIMIT, Status, claim, finish, tell_finished
@@ -199,35 +200,17 @@ def lease_holder(item: QueueItem) -> str:
     return f"{name} ({item.title[:80]})" if item.title else name
 
 
-class EngineProgress:
+class EngineProgress(native.ProgressSink):
     """Adapts a Reporter to the engines' ProgressSink. Counts continue across stages (the
-    accounts of a backup run, the steps of a restore), so one bar covers the whole item."""
+    accounts of a backup run, the steps of a restore), so one bar covers the whole item:
+    `base` is what the stages before this one did (their totals are what they did)."""
 
     def __init__(self, reporter: Reporter) -> None:
         self.reporter = reporter
-        self.base_bytes = 0
-        self.base_files = 0
-        self.base_bytes_unchanged = 0
-        self.base_files_unchanged = 0
+        self.base = native.ProgressCounts()
 
-    def progress(
-        self,
-        *,
-        bytes_done: int,
-        bytes_total: int,
-        files_done: int,
-        files_total: int,
-        bytes_unchanged: int = 0,
-        files_unchanged: int = 0,
-    ) -> None:
-        self.reporter.update(
-            bytes_done=self.base_bytes + bytes_done,
-            bytes_total=self.base_bytes + bytes_total,
-            files_done=self.base_files + files_done,
-            files_total=self.base_files + files_total,
-            bytes_unchanged=self.base_bytes_unchanged + bytes_unchanged,
-            files_unchanged=self.base_files_unchanged + files_unchanged,
-        )
+    def report(self, counts: native.ProgressCounts) -> None:
+        self.reporter.update(**(self.base + counts).as_fields())
 
     def log(self, message: str, *, level: str = "info") -> None:
         self.reporter.log(message if level == "info" else f"{level}: {message}")
@@ -236,7 +219,12 @@ class EngineProgress:
         return self.reporter.abort_requested()
 
     def stage_done(self) -> None:
-        self.base_bytes = self.reporter.item.bytes_done
-        self.base_files = self.reporter.item.files_done
-        self.base_bytes_unchanged = self.reporter.item.bytes_unchanged
-        self.base_files_unchanged = self.reporter.item.files_unchanged
+        item = self.reporter.item
+        self.base = native.ProgressCounts(
+            bytes_done=item.bytes_done,
+            bytes_total=item.bytes_done,
+            files_done=item.files_done,
+            files_total=item.files_done,
+            bytes_unchanged=item.bytes_unchanged,
+            files_unchanged=item.files_unchanged,
+        )

@@ -22,8 +22,8 @@ from django.utils import timezone
 from destinations import listing
 from destinations.formats import cpanel, native
 from destinations.formats.cpanel.tarsafe.stream import IterStream
-from destinations.formats.native.common import ACCOUNT_RE, BACKUP_ID_RE, LOCK_FILE, MANIFEST_RE
-from destinations.ftp import FtpError, FtpSession, PermanentError, RemoteEntry, RemoteStore
+from destinations.formats.native.common import ACCOUNT_RE, LOCK_FILE, MANIFEST_RE
+from destinations.ftp import FtpError, FtpSession, RemoteEntry, RemoteStore
 from destinations.models import Destination, Engine
 from destinations.sessions import open_session
 from destinations.streams import prefetch
@@ -57,11 +57,7 @@ def lock_key(destination_id: int) -> str:
 
 
 def run(item: QueueItem, reporter: Reporter) -> dict[str, Any]:
-    destination = Destination.objects.filter(pk=item.destination_id or 0).first()
-    if destination is None:
-        raise RuntimeError("The destination was deleted.")
-    if destination.disabled:
-        raise RuntimeError(f"Destination {destination} is disabled.")
+    destination = Destination.for_work(item.destination_id)
     # Two reindexes of one destination never overlap (the queue answers the pending one, and
     # this conditional update stops a duplicate delivery).
     if not queue.take_lock(item.pk, lock_key(destination.pk)):
@@ -124,30 +120,23 @@ class _NativeFolder:
 def scan_native(conn: RemoteStore) -> list[_NativeFolder]:
     """Every `<account>/<backup_id>/` with its newest manifest's name, from listings only."""
     found = []
-    for account in sorted(e.name for e in conn.listdir("") if e.type == "dir" and ACCOUNT_RE.match(e.name)):
-        try:
-            folders = conn.listdir(account)
-        except PermanentError:
-            continue
-        for folder in sorted(f.name for f in folders if f.type == "dir" and BACKUP_ID_RE.match(f.name)):
-            path = f"{account}/{folder}"
-            entries = conn.listdir(path)
-            manifests = sorted(
-                (int(match.group(1)), entry)
-                for entry in entries
-                if entry.type == "file" and (match := MANIFEST_RE.match(entry.name))
+    for account, folder, entries in native.backup_folders(conn):
+        manifests = sorted(
+            (int(match.group(1)), entry)
+            for entry in entries
+            if entry.type == "file" and (match := MANIFEST_RE.match(entry.name))
+        )
+        top = manifests[-1] if manifests else None
+        found.append(
+            _NativeFolder(
+                path=f"{account}/{folder}",
+                account=account,
+                generation=top[0] if top else 0,
+                manifest_size=top[1].size if top else None,
+                manifest_mtime=top[1].mtime if top else None,
+                locked=any(e.name == LOCK_FILE for e in entries),
             )
-            top = manifests[-1] if manifests else None
-            found.append(
-                _NativeFolder(
-                    path=path,
-                    account=account,
-                    generation=top[0] if top else 0,
-                    manifest_size=top[1].size if top else None,
-                    manifest_mtime=top[1].mtime if top else None,
-                    locked=any(e.name == LOCK_FILE for e in entries),
-                )
-            )
+        )
     return found
 
 

@@ -32,6 +32,7 @@ import contextlib
 import re
 import secrets
 import shutil
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -122,10 +123,11 @@ def run_download(
     reporter.log(f"Preparing {name} from {snapshot.path}")
     try:
         with TarGzWriter(partial) as tar, open_session(snapshot.destination) as session, aborts():
+            download = _Download(snapshot, account, plan, session, tar, progress, outcome)
             if snapshot.engine == Engine.NATIVE:
-                _native(snapshot, account, plan, session, tar, progress, outcome)
+                _native(download)
             else:
-                _cpanel(snapshot, account, plan, session, tar, progress, outcome, request.everything)
+                _cpanel(download, request.everything)
         result = outcome.result()
         partial.rename(folder / name)
     except BaseException:
@@ -228,6 +230,19 @@ def expire_downloads(*, now: datetime | None = None) -> int:
 # --- native -----------------------------------------------------------------------------------
 
 
+@dataclass
+class _Download:
+    """What every step of writing one download works with."""
+
+    snapshot: Snapshot
+    account: Account
+    plan: Plan
+    session: Session
+    tar: TarGzWriter
+    progress: EngineProgress
+    outcome: Outcome
+
+
 def tar_owner(manifest: native.Manifest, entry: native.Entry) -> TarOwner | None:
     """The owner a native entry had, for its tar header: the numbers and names of the backed-up
     system (what `tar -x` as root maps by name, as a restore does); None for old backups."""
@@ -238,22 +253,21 @@ def tar_owner(manifest: native.Manifest, entry: native.Entry) -> TarOwner | None
     return uid, gid, manifest.users.get(uid, ""), manifest.groups.get(gid, "")
 
 
-def _native(
-    snapshot: Snapshot,
-    account: Account,
-    plan: Plan,
-    session: Session,
-    tar: TarGzWriter,
-    progress: EngineProgress,
-    outcome: Outcome,
-) -> None:
+def _native(download: _Download) -> None:
+    snapshot, account, plan, tar, outcome = (
+        download.snapshot,
+        download.account,
+        download.plan,
+        download.tar,
+        download.outcome,
+    )
     boxes = [mailbox_folder(box) for box in plan.mailboxes]
 
     def wanted(path: bytes) -> bool:
         rel = names.from_bytes(path)
         return plan.covers_home_path(rel) or any(rel == b or rel.startswith(b + "/") for b in boxes)
 
-    manifest = manifest_of(snapshot, account, session)
+    manifest = manifest_of(snapshot, account, download.session)
     manifest = readable_files(manifest, account, account_ids(account, manifest.owner), plan, wanted, outcome)
     chosen: list[native.Entry] = []
     for entry in manifest.entries:
@@ -283,7 +297,7 @@ def _native(
             )
             outcome.restored += 1
     if files or plan.mailboxes:  # databases alone need no connection for packs
-        _native_files(snapshot, manifest, plan, session, tar, progress, outcome, files, total)
+        _native_files(download, manifest, files, total)
         done = sum(e.size for e in files)
     for entry in chosen:
         if entry.type == "l" and entry.link is not None:
@@ -294,24 +308,19 @@ def _native(
                 tar_owner(manifest, entry),
             )
             outcome.restored += 1
-    _native_databases(snapshot, manifest, plan, session, tar, progress, outcome, done, total)
+    _native_databases(download, manifest, done, total)
 
 
 def _native_files(
-    snapshot: Snapshot,
-    manifest: native.Manifest,
-    plan: Plan,
-    session: Session,
-    tar: TarGzWriter,
-    progress: EngineProgress,
-    outcome: Outcome,
-    files: list[native.Entry],
-    total: int,
+    download: _Download, manifest: native.Manifest, files: list[native.Entry], total: int
 ) -> None:
     """Files in pack order, each checked against its sha256, then the mailboxes' mail lines."""
+    tar, progress, outcome = download.tar, download.progress, download.outcome
     done = 0
-    with session.connection() as conn:
-        reader = PackReader(conn, snapshot.path, (chunk for entry in files for chunk in entry.chunks))
+    with download.session.connection() as conn:
+        reader = PackReader(
+            conn, download.snapshot.path, (chunk for entry in files for chunk in entry.chunks)
+        )
         try:
             for number, entry in enumerate(files, start=1):
                 progress.reporter.check_abort()
@@ -329,31 +338,22 @@ def _native_files(
                 progress.progress(
                     bytes_done=done, bytes_total=total, files_done=number, files_total=len(files)
                 )
-            if plan.mailboxes:
-                _native_mail_lines(manifest, plan, reader, tar, outcome)
+            if download.plan.mailboxes:
+                _native_mail_lines(manifest, download.plan, reader, tar, outcome)
         finally:
             reader.close()
 
 
-def _native_databases(
-    snapshot: Snapshot,
-    manifest: native.Manifest,
-    plan: Plan,
-    session: Session,
-    tar: TarGzWriter,
-    progress: EngineProgress,
-    outcome: Outcome,
-    done: int,
-    total: int,
-) -> None:
+def _native_databases(download: _Download, manifest: native.Manifest, done: int, total: int) -> None:
+    plan, progress, outcome = download.plan, download.progress, download.outcome
     for info in manifest.databases:
         if info.name not in plan.databases:
             continue
         progress.reporter.check_abort()
-        with tar.file(
+        with download.tar.file(
             f"databases/{info.name}.sql", info.size, 0o600, int(manifest.created.timestamp())
         ) as out:
-            native.download_dump(session, snapshot.path, manifest, info.name, out)
+            native.download_dump(download.session, download.snapshot.path, manifest, info.name, out)
         done += info.size
         outcome.restored += 1
         progress.progress(bytes_done=done, bytes_total=total, files_done=0, files_total=0)
@@ -385,16 +385,15 @@ def _download_name(rel: str) -> str:
     return rel
 
 
-def _cpanel(
-    snapshot: Snapshot,
-    account: Account,
-    plan: Plan,
-    session: Session,
-    tar: TarGzWriter,
-    progress: EngineProgress,
-    outcome: Outcome,
-    everything: bool,
-) -> None:
+def _cpanel(download: _Download, everything: bool) -> None:
+    snapshot, account, plan, tar, progress, outcome = (
+        download.snapshot,
+        download.account,
+        download.plan,
+        download.tar,
+        download.progress,
+        download.outcome,
+    )
     top = str(snapshot.meta.get("top", ""))
     config = {kind for kind, _ in plan.config}
     select = member_selector(plan, everything=everything, for_download=True)
@@ -404,7 +403,7 @@ def _cpanel(
     ids = account_ids(account)
     owners, check = home_owners(account, ids), client_check(account, plan, ids)
     try:
-        with archive_stream(session, snapshot, progress) as stream:
+        with archive_stream(download.session, snapshot, progress) as stream:
             for member, data in cpanel.iter_members(stream, select, top=top, problems=problems):
                 progress.reporter.check_abort()
                 rel = member.name

@@ -63,11 +63,7 @@ def _sample(destination: Destination, percent: int) -> integrity.Sample:
 
 
 def run(item: QueueItem, reporter: Reporter) -> dict[str, Any]:
-    destination = Destination.objects.filter(pk=item.destination_id or 0).first()
-    if destination is None:
-        raise RuntimeError("The destination was deleted.")
-    if destination.disabled:
-        raise RuntimeError(f"Destination {destination} is disabled.")
+    destination = Destination.for_work(item.destination_id)
     percent = parse_read_percent(item.params.get("read_percent", destination.verify_read_percent))
     sample = _sample(destination, percent)
     snapshots = list(

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from destinations.models import Destination, Engine
 from jobs.models import Account, QueueItem, Snapshot
 from tests.support.cpanel_archives import make_destination_tree
+from tests.support.destinations import make_cpanel_destination, make_destination
 from tests.support.fixtures_browser import login
 from tests.support.fixtures_jobs import make_job
 from tests.support.ftp_servers import Throttled
@@ -40,17 +40,7 @@ def test_the_queue_page_shows_a_backup_progress_bar_moving_to_completion(
 ):
     django_user_model.objects.create_superuser("admin", password="admin-pw-123")
     server = fault_ftp_server(Throttled, read_limit=3_000_000)
-    settings = server.settings()
-    destination = Destination(
-        name="slow",
-        host=settings.host,
-        port=settings.port,
-        username=settings.username,
-        ssl=False,
-        concurrency=1,
-    )
-    destination.set_password(settings.password)
-    destination.save()
+    destination = make_destination(server, name="slow", ssl=False, concurrency=1)
     home = tmp_path / "home"
     home.mkdir()
     for index in range(6):
@@ -79,20 +69,7 @@ def test_the_destination_page_shows_a_reindex_and_the_backups_it_found(
     django_user_model.objects.create_superuser("admin", password="admin-pw-123")
     root = pure_ftpd.root / ftp_dir
     made = make_destination_tree(root, accounts=2, layout="whm", size_scale=0.5)
-    destination = Destination(
-        name="cpanel",
-        engine=Engine.CPANEL,
-        host=pure_ftpd.host,
-        port=pure_ftpd.port,
-        username=pure_ftpd.user,
-        directory=ftp_dir,
-        ssl=True,
-        tls_fingerprint=pure_ftpd.fingerprint,
-        read_only=True,
-        concurrency=2,
-    )
-    destination.set_password(pure_ftpd.password)
-    destination.save()
+    destination = make_cpanel_destination(pure_ftpd, ftp_dir, name="cpanel")
     worker(concurrency=1)
 
     login(page, live_server, "admin", "admin-pw-123")

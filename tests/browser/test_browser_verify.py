@@ -4,15 +4,15 @@ damaged backup flagged on the page and on the backup's own page."""
 from __future__ import annotations
 
 import os
-import secrets
 
 import pytest
 
-from destinations.models import Destination, Engine
+from destinations.models import Destination
 from jobs import queue
 from jobs.models import QueueItem, Snapshot
 from jobs.reindex import sync as reindex
 from tests.support.cpanel_archives import make_account_archive
+from tests.support.destinations import make_cpanel_destination
 from tests.support.fixtures_browser import login, off_the_browser_thread
 
 pytestmark = [pytest.mark.browser, pytest.mark.peer, pytest.mark.django_db(transaction=True)]
@@ -32,20 +32,7 @@ def test_admin_verifies_a_destination_from_its_page_and_sees_the_damaged_backup_
     archives = [
         make_account_archive(folder / f"bvfy{n}.tar.gz", f"bvfy{n}", seed=n, size_scale=0.2) for n in range(2)
     ]
-    destination = Destination(
-        name=f"cpanel-{secrets.token_hex(3)}",
-        engine=Engine.CPANEL,
-        host=pure_ftpd.host,
-        port=pure_ftpd.port,
-        username=pure_ftpd.user,
-        directory=ftp_dir,
-        ssl=True,
-        tls_fingerprint=pure_ftpd.fingerprint,
-        read_only=True,
-        concurrency=2,
-    )
-    destination.set_password(pure_ftpd.password)
-    destination.save()
+    destination = make_cpanel_destination(pure_ftpd, ftp_dir)
     off_the_browser_thread(_reindex, destination)
     damaged = archives[0].path
     stat = damaged.stat()

@@ -7,6 +7,7 @@ from rest_framework.test import APIClient
 
 from destinations import validate
 from destinations.models import Destination
+from tests.support.destinations import make_destination
 from tests.support.ftp_servers import WindowsSyst
 
 pytestmark = pytest.mark.peer
@@ -130,18 +131,9 @@ def test_validate_warns_about_a_world_writable_directory(pure_ftpd, ftp_dir):
 
 @pytest.mark.django_db
 def test_validate_api_answers_the_documented_shape(admin_user, pure_ftpd, ftp_dir, redis_settings):
-    destination = Destination(
-        name="ftp",
-        host=pure_ftpd.host,
-        port=pure_ftpd.port,
-        username=pure_ftpd.user,
-        directory=ftp_dir,
-        ssl=True,
-        tls_fingerprint=pure_ftpd.fingerprint,
-        timeout=5,
+    destination = make_destination(
+        pure_ftpd, ftp_dir, name="ftp", ssl=True, tls_fingerprint=pure_ftpd.fingerprint, timeout=5
     )
-    destination.set_password(pure_ftpd.password)
-    destination.save()
     api = APIClient()
     api.force_authenticate(admin_user)
     body = api.post(f"/api/v1/destinations/{destination.pk}/validate/").json()

@@ -14,26 +14,14 @@ from destinations.models import Destination
 from destinations.sessions import open_session
 from jobs import queue
 from jobs.models import Account, BackupJob, QueueItem
+from tests.support.destinations import make_destination
 
 pytestmark = [pytest.mark.django_db, pytest.mark.peer]
 
 
 @pytest.fixture
 def destination(pure_ftpd: Any, ftp_dir: str, redis_settings: str) -> Destination:
-    d = Destination(
-        name="capped",
-        host=pure_ftpd.host,
-        port=pure_ftpd.port,
-        username=pure_ftpd.user,
-        directory=ftp_dir,
-        ssl=False,
-        timeout=2,
-        retries=0,
-        concurrency=1,
-    )
-    d.set_password(pure_ftpd.password)
-    d.save()
-    return d
+    return make_destination(pure_ftpd, ftp_dir, name="capped", ssl=False, timeout=2, retries=0, concurrency=1)
 
 
 @pytest.fixture

@@ -18,7 +18,16 @@ import pytest
 from destinations.formats import native
 from destinations.formats.native import manifest_codec as native_manifest
 from destinations.ftp import FtpSession, TransientError
-from tests.support.fakes import Counting, FakeSession, Faults, LocalStore, Recorder, SqlDump, tree_state
+from tests.support.fakes import (
+    Counting,
+    FakeSession,
+    Faults,
+    LocalStore,
+    Recorder,
+    SqlDump,
+    tree_state,
+    write_test_backup,
+)
 from tests.support.ftp_servers import PureFtpd
 
 MiB = 1024 * 1024
@@ -57,17 +66,15 @@ def push(
     progress: Recorder | None = None,
     databases: tuple[SqlDump, ...] = (),
 ) -> native.Manifest:
-    return native.write_backup(
+    return write_test_backup(
         session,
+        home,
         account=ACCOUNT,
         backup_id=backup_id,
         job_uuid="job-1",
         job_name="incremental",
         backup_type="incremental",
-        home=home,
-        excludes=[],
         databases=list(databases),
-        compression=True,
         progress=progress or Recorder(),
         previous=previous,
         chunk_size=CHUNK,

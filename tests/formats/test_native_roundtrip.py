@@ -18,7 +18,14 @@ import pytest
 from destinations.formats import native
 from destinations.formats.native.format_text import FORMAT_TEXT
 from destinations.ftp import FtpSession
-from tests.support.fakes import Counting, Recorder, SqlDump, make_everything_tree, tree_state
+from tests.support.fakes import (
+    Counting,
+    Recorder,
+    SqlDump,
+    make_everything_tree,
+    tree_state,
+    write_test_backup,
+)
 from tests.support.fixtures_restore import chown_tree
 from tests.support.ftp_servers import PureFtpd
 from tests.support.peers import missing_peer
@@ -38,22 +45,14 @@ def session(pure_ftpd: PureFtpd, ftp_dir: str) -> Iterator[Counting]:
 
 
 def backup(session: Counting, home: Path | None, **options: object) -> native.Manifest:
-    arguments: dict[str, object] = {
+    defaults: dict[str, object] = {
         "account": "bob",
-        "backup_id": native.new_backup_id(),
         "job_uuid": "0b4c-job",
         "job_name": "nightly",
-        "backup_type": "full",
-        "home": home,
-        "excludes": [],
-        "databases": [],
-        "compression": True,
-        "progress": Recorder(),
         "chunk_size": CHUNK,
         "pack_size": PACK,
     }
-    arguments.update(options)
-    return native.write_backup(session, **arguments)  # type: ignore[arg-type]
+    return write_test_backup(session, home, **(defaults | options))
 
 
 def test_every_entry_type_round_trips_byte_identical(session: Counting, tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from destinations.formats.native import manifest_codec as native_manifest
 from destinations.formats.native.manifest import Entry
 from destinations.formats.native.manifest_codec import decode_manifest, encode_manifest
 from destinations.localfs import SafeTree, UnsafePath
-from tests.support.fakes import FakeSession, Recorder, tree_state
+from tests.support.fakes import FakeSession, Recorder, tree_state, write_test_backup
 
 SECRET = b"TOP-SECRET-OUTSIDE-THE-HOME"
 
@@ -27,20 +27,7 @@ def fake(tmp_path: Path) -> FakeSession:
 
 
 def backup(fake: FakeSession, home: Path | None, **options: object) -> native.Manifest:
-    arguments: dict[str, object] = {
-        "account": "dave",
-        "backup_id": native.new_backup_id(),
-        "job_uuid": "u",
-        "job_name": "j",
-        "backup_type": "full",
-        "home": home,
-        "excludes": [],
-        "databases": [],
-        "compression": True,
-        "progress": Recorder(),
-    }
-    arguments.update(options)
-    return native.write_backup(fake, **arguments)  # type: ignore[arg-type]
+    return write_test_backup(fake, home, **({"account": "dave"} | options))
 
 
 def small_home(tmp_path: Path) -> Path:

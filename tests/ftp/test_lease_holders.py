@@ -7,18 +7,10 @@ import time
 from typing import Any
 
 import pytest
-import redis
 
 from destinations.ftp.leases import ConnectionLeases, LeaseTimeout, holding_for
 
 pytestmark = pytest.mark.peer
-
-
-@pytest.fixture
-def redis_client(redis_url: str) -> Any:
-    client = redis.Redis.from_url(redis_url)
-    yield client
-    client.close()
 
 
 def test_holders_are_named_released_and_expired_holders_forgotten(redis_client: Any) -> None:

@@ -8,18 +8,10 @@ import time
 from typing import Any
 
 import pytest
-import redis
 
 from destinations.ftp.leases import ConnectionLeases, LeaseTimeout
 
 pytestmark = pytest.mark.peer
-
-
-@pytest.fixture
-def redis_client(redis_url: str) -> Any:
-    client = redis.Redis.from_url(redis_url)
-    yield client
-    client.close()
 
 
 @pytest.fixture

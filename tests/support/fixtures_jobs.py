@@ -18,6 +18,7 @@ from destinations.models import Destination
 from jobs import queue
 from jobs.backup import cycle as backup
 from jobs.models import Account, BackupJob, QueueItem
+from tests.support.destinations import make_destination
 from tests.support.homes import make_home
 from tests.support.peers import missing_peer
 
@@ -30,20 +31,15 @@ def redis_settings(redis_url, settings):
 
 @pytest.fixture
 def native_destination(db, pure_ftpd, ftp_dir, redis_settings):
-    destination = Destination(
+    return make_destination(
+        pure_ftpd,
+        ftp_dir,
         name=f"ftp-{secrets.token_hex(3)}",
-        host=pure_ftpd.host,
-        port=pure_ftpd.port,
-        username=pure_ftpd.user,
-        directory=ftp_dir,
         ssl=False,
         timeout=10,
         retries=2,
         concurrency=2,
     )
-    destination.set_password(pure_ftpd.password)
-    destination.save()
-    return destination
 
 
 @pytest.fixture

@@ -37,7 +37,8 @@ from jobs.models import Account, QueueItem, Snapshot
 from jobs.reindex import sync as reindex
 from jobs.restore import downloads, runner
 from jobs.restore.request import queue_download, queue_restore, validate_request
-from tests.support.fakes import Counting
+from tests.support.destinations import make_destination
+from tests.support.fakes import Counting, write_test_backup
 from tests.support.peers import missing_peer
 
 HOME_OWNER = (4242, 4243)
@@ -178,22 +179,17 @@ def restore_account(db: Any, tmp_path: Path, victim_folder: Path, mysql_cleanup:
 
 
 def _destination(pure_ftpd: Any, ftp_dir: str, engine: str) -> Destination:
-    destination = Destination(
+    return make_destination(
+        pure_ftpd,
+        ftp_dir,
         name=f"{engine}-{secrets.token_hex(3)}",
         engine=engine,
-        host=pure_ftpd.host,
-        port=pure_ftpd.port,
-        username=pure_ftpd.user,
-        directory=ftp_dir,
         ssl=False,
         timeout=10,
         retries=2,
         concurrency=0,  # no Redis leases in these tests
         read_only=engine == Engine.CPANEL,
     )
-    destination.set_password(pure_ftpd.password)
-    destination.save()
-    return destination
 
 
 @pytest.fixture
@@ -229,17 +225,14 @@ def make_native_backup(
     """Write a native backup of `account` (home and `databases`) and index it as a job would."""
     backup_id = native.new_backup_id()
     with FtpSession(destination.ftp_settings(), max_connections=2, create_root=True) as session:
-        manifest = native.write_backup(
+        manifest = write_test_backup(
             session,
+            Path(account.home) if home else None,
             account=account.username,
             backup_id=backup_id,
             job_uuid="8c1e6f1e-0000-4000-8000-000000000001",
             job_name="restore tests",
-            backup_type="full",
-            home=Path(account.home) if home else None,
-            excludes=[],
             databases=list(databases),
-            compression=True,
             progress=native.NullProgress(),
             chunk_size=CHUNK,
             pack_size=PACK,

@@ -5,30 +5,17 @@ from __future__ import annotations
 
 import pytest
 from django.http import HttpRequest
-from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from destinations.models import Destination
 from jobs.models import Account, BackupJob, QueueItem, Snapshot
+from tests.support.pages import patterns
 
 pytestmark = pytest.mark.django_db
 
 FOREIGN = 1000  # every object of the other client has an id from here, none of alice's does
-
-
-def patterns(resolver=None, namespace=""):
-    """(name, kwarg names) of every named URL pattern."""
-    resolver = resolver or get_resolver()
-    for entry in resolver.url_patterns:
-        if isinstance(entry, URLResolver):
-            ns = f"{namespace}{entry.namespace}:" if entry.namespace else namespace
-            yield from patterns(entry, ns)
-        elif isinstance(entry, URLPattern) and entry.name:
-            kwargs = set(entry.pattern.regex.groupindex)
-            if "format" in kwargs:
-                continue
-            yield f"{namespace}{entry.name}", kwargs
 
 
 @pytest.fixture

@@ -56,6 +56,7 @@ from .common import (
     NativeError,
     NullProgress,
     ObjectCorrupt,
+    ProgressCounts,
     ProgressSink,
     Session,
     SlotConflict,
@@ -65,7 +66,7 @@ from .common import (
 )
 from .format_text import FORMAT_TEXT
 from .manifest import ChunkRef, DatabaseInfo, Entry, Manifest, PackInfo, Part
-from .read import BackupListing, delete_backup, list_backups, read_manifest, set_locked
+from .read import BackupListing, backup_folders, delete_backup, list_backups, read_manifest, set_locked
 from .restore import MaterialiseResult, download_dump, materialise
 from .scan import Skipped, SourceTree, scan_source
 from .write import write_backup
@@ -90,12 +91,14 @@ __all__ = [
     "ObjectCorrupt",
     "PackInfo",
     "Part",
+    "ProgressCounts",
     "ProgressSink",
     "Session",
     "Skipped",
     "SlotConflict",
     "SourceTree",
     "UploadNotVerified",
+    "backup_folders",
     "backup_path",
     "delete_backup",
     "download_dump",

@@ -10,6 +10,7 @@ import re
 import secrets
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
+from dataclasses import asdict, astuple, dataclass
 from datetime import UTC, datetime
 from typing import BinaryIO, Protocol, cast
 
@@ -88,16 +89,40 @@ class ObjectCorrupt(NativeError):
     """Bytes read back do not match their recorded size or sha256."""
 
 
-# --- protocols ------------------------------------------------------------------------------
+# --- progress and protocols -----------------------------------------------------------------
 
 
-class ProgressSink(Protocol):
+@dataclass(frozen=True)
+class ProgressCounts:
+    """The six counts of one progress report. `+` adds them field by field (the accounts of a
+    run summed into one bar, a stage's counts on top of the stages before it)."""
+
+    bytes_done: int = 0
+    bytes_total: int = 0
+    files_done: int = 0
+    files_total: int = 0
+    bytes_unchanged: int = 0
+    files_unchanged: int = 0
+
+    def __add__(self, other: ProgressCounts) -> ProgressCounts:
+        return ProgressCounts(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
+
+    def as_fields(self) -> dict[str, int]:
+        """The counts as keyword arguments (of `ProgressSink.progress`, `Reporter.update`)."""
+        return asdict(self)
+
+
+class ProgressSink:
     """Where the engine reports. Always called from the thread that called the engine.
 
     `progress` is called at most a few times a second; `abort_requested` is polled between
     files and packs (at most every ~0.5 s, so it may hit the database). The `*_unchanged`
     counts are the part of `*_done` an incremental run kept from the previous backup without
     sending it again, so a page can say "1.2 KiB sent, 21.0 MiB unchanged".
+
+    The base class of every sink: `progress` packs its arguments into `ProgressCounts` and
+    hands them to `report`, which a sink overrides (as it does `log` and `abort_requested`).
+    By default a sink drops counts and lines and never aborts.
     """
 
     def progress(
@@ -109,36 +134,29 @@ class ProgressSink(Protocol):
         files_total: int,
         bytes_unchanged: int = 0,
         files_unchanged: int = 0,
-    ) -> None: ...
+    ) -> None:
+        self.report(
+            ProgressCounts(bytes_done, bytes_total, files_done, files_total, bytes_unchanged, files_unchanged)
+        )
 
-    def log(self, message: str, *, level: str = "info") -> None: ...
+    def report(self, counts: ProgressCounts) -> None:
+        pass
 
-    def abort_requested(self) -> bool: ...
+    def log(self, message: str, *, level: str = "info") -> None:
+        pass
+
+    def abort_requested(self) -> bool:
+        return False
 
 
-class NullProgress:
+class NullProgress(ProgressSink):
     """A ProgressSink that records log lines and never aborts."""
 
     def __init__(self) -> None:
         self.lines: list[tuple[str, str]] = []
 
-    def progress(
-        self,
-        *,
-        bytes_done: int,
-        bytes_total: int,
-        files_done: int,
-        files_total: int,
-        bytes_unchanged: int = 0,
-        files_unchanged: int = 0,
-    ) -> None:
-        pass
-
     def log(self, message: str, *, level: str = "info") -> None:
         self.lines.append((level, message))
-
-    def abort_requested(self) -> bool:
-        return False
 
 
 class Session(Protocol):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from destinations.ftp import PermanentError, RemoteEntry, RemoteStore
@@ -103,34 +103,43 @@ class BackupListing:
     unfinished: bool = False  # .tmp manifest or packs without a manifest: a run in progress or failed
 
 
-def list_backups(store: RemoteStore, account: str | None = None) -> list[BackupListing]:
-    """Every native backup on the destination (or of one account), for a reindex."""
+def backup_folders(
+    store: RemoteStore, account: str | None = None
+) -> Iterator[tuple[str, str, list[RemoteEntry]]]:
+    """Every `<account>/<backup_id>/` folder on the destination (or of one account), in name
+    order, as (account, backup_id, the folder's listing); each folder is listed as it is
+    reached. An account folder that cannot be listed is passed over."""
     if account is not None:
         accounts = [account]
     else:
         accounts = sorted(e.name for e in store.listdir("") if e.type == "dir" and ACCOUNT_RE.match(e.name))
-    found = []
     for name in accounts:
         try:
             folders = store.listdir(name)
         except PermanentError:
             continue
         for folder in sorted(f.name for f in folders if f.type == "dir" and BACKUP_ID_RE.match(f.name)):
-            path = f"{name}/{folder}"
-            listing = store.listdir(path)
-            names = {entry.name for entry in listing}
-            locked = LOCK_FILE in names
-            unfinished = any(MANIFEST_TMP_RE.match(n) for n in names)
-            manifest: Manifest | None = None
-            problem = None
-            try:
-                manifest = read_manifest(store, path, keep_entries=False, listing=listing)
-            except ManifestMissing as exc:
-                problem = str(exc)
-                unfinished = True
-            except ManifestCorrupt as exc:
-                problem = str(exc)
-            found.append(BackupListing(name, folder, path, manifest, problem, locked, unfinished))
+            yield name, folder, store.listdir(f"{name}/{folder}")
+
+
+def list_backups(store: RemoteStore, account: str | None = None) -> list[BackupListing]:
+    """Every native backup on the destination (or of one account), for a reindex."""
+    found = []
+    for name, folder, listing in backup_folders(store, account):
+        path = f"{name}/{folder}"
+        names = {entry.name for entry in listing}
+        locked = LOCK_FILE in names
+        unfinished = any(MANIFEST_TMP_RE.match(n) for n in names)
+        manifest: Manifest | None = None
+        problem = None
+        try:
+            manifest = read_manifest(store, path, keep_entries=False, listing=listing)
+        except ManifestMissing as exc:
+            problem = str(exc)
+            unfinished = True
+        except ManifestCorrupt as exc:
+            problem = str(exc)
+        found.append(BackupListing(name, folder, path, manifest, problem, locked, unfinished))
     return found
 
 

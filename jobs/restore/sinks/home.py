@@ -421,7 +421,7 @@ class ArchiveHome:
     def _restored(self) -> None:
         self.outcome.restored += 1
         self.files += 1
-        self.progress.reporter.update(files_done=self.progress.base_files + self.files)
+        self.progress.reporter.update(files_done=self.progress.base.files_done + self.files)
 
     def finish_mail_files(self) -> None:
         """Merge the chosen boxes' lines into the shared mail files kept during the pass."""

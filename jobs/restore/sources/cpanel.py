@@ -166,7 +166,7 @@ def _counted(chunks: Iterator[bytes], progress: EngineProgress | None, total: in
         seen += len(chunk)
         if progress is not None:
             progress.reporter.update(
-                bytes_done=progress.base_bytes + seen, bytes_total=progress.base_bytes + total
+                bytes_done=progress.base.bytes_done + seen, bytes_total=progress.base.bytes_done + total
             )
         yield chunk
 

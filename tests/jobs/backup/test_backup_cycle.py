@@ -7,11 +7,11 @@ import secrets
 import pytest
 
 from destinations.formats import native
-from destinations.models import Destination
 from jobs import catalog
 from jobs.backup import cycle as backup
 from jobs.backup import snapshots
 from jobs.models import QueueItem, Snapshot
+from tests.support.destinations import make_destination
 from tests.support.fixtures_jobs import make_job, run_job
 from tests.support.ftp_servers import DropMidTransfer
 from tests.support.homes import change_home, tree_state
@@ -118,19 +118,9 @@ def test_full_rotation_never_deletes_a_locked_backup(native_destination, home_ac
 def dropping_destination(db, fault_ftp_server, redis_settings):
     def make(**options):
         server = fault_ftp_server(DropMidTransfer, **options)
-        settings = server.settings()
-        destination = Destination(
-            name=f"drop-{secrets.token_hex(3)}",
-            host=settings.host,
-            port=settings.port,
-            username=settings.username,
-            timeout=5,
-            retries=3,
-            concurrency=1,
-            ssl=False,
+        destination = make_destination(
+            server, name=f"drop-{secrets.token_hex(3)}", timeout=5, retries=3, concurrency=1, ssl=False
         )
-        destination.set_password(settings.password)
-        destination.save()
         return server, destination
 
     return make

@@ -17,6 +17,7 @@ from destinations.models import Destination
 from jobs import queue
 from jobs.backup import cycle as backup
 from jobs.models import Account, BackupJob, QueueItem, Snapshot
+from tests.support.destinations import make_destination
 from tests.support.fixtures_jobs import make_job, run_job
 from tests.support.ftp_servers import Throttled
 
@@ -33,22 +34,16 @@ def small_home(root: Path, files: int = 20, random_bytes: int = 0) -> Path:
 
 
 def destination_for(server, **fields) -> Destination:
-    s = server.settings()
-    destination = Destination(
+    return make_destination(
+        server,
+        fields.pop("directory", ""),
         name=f"dest-{secrets.token_hex(3)}",
-        host=s.host,
-        port=s.port,
-        username=s.username,
-        directory=fields.pop("directory", ""),
         ssl=False,
         timeout=10,
         retries=2,
         concurrency=fields.pop("concurrency", 2),
         **fields,
     )
-    destination.set_password(s.password)
-    destination.save()
-    return destination
 
 
 def wait_for(predicate, timeout: float, what: str):

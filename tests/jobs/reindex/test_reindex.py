@@ -4,7 +4,6 @@ hostile archives, and a native destination's index rebuilt from the destination 
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 
 import pytest
@@ -14,13 +13,14 @@ from rest_framework.test import APIClient
 
 from destinations import listing
 from destinations.formats import native
-from destinations.models import Destination, Engine, ListingBlob
+from destinations.models import Destination, ListingBlob
 from destinations.sessions import open_session
 from jobs import catalog, queue, schedules
 from jobs.backup import snapshots
 from jobs.models import Account, QueueItem, Snapshot
 from jobs.reindex import sync as reindex
 from tests.support.cpanel_archives import make_account_archive, make_destination_tree, make_hostile_archive
+from tests.support.destinations import make_cpanel_destination
 from tests.support.fixtures_jobs import make_job, run_job
 from tests.support.homes import change_home, tree_state
 
@@ -29,22 +29,7 @@ pytestmark = [pytest.mark.peer, pytest.mark.django_db]
 
 @pytest.fixture
 def cpanel_destination(db, pure_ftpd, ftp_dir, redis_settings):
-    destination = Destination(
-        name=f"cpanel-{secrets.token_hex(3)}",
-        engine=Engine.CPANEL,
-        host=pure_ftpd.host,
-        port=pure_ftpd.port,
-        username=pure_ftpd.user,
-        directory=ftp_dir,
-        ssl=True,
-        tls_fingerprint=pure_ftpd.fingerprint,
-        timeout=10,
-        retries=1,
-        concurrency=2,
-        read_only=True,
-    )
-    destination.set_password(pure_ftpd.password)
-    destination.save()
+    destination = make_cpanel_destination(pure_ftpd, ftp_dir, timeout=10, retries=1)
     root = pure_ftpd.root / ftp_dir
     root.mkdir()
     return destination, root

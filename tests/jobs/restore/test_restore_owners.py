@@ -20,6 +20,7 @@ from django.contrib.auth import get_user_model
 from destinations.formats import native, ownership
 from jobs.models import Account, QueueItem
 from jobs.restore import downloads
+from tests.support.fakes import write_test_backup
 from tests.support.fixtures_restore import (
     HOME_OWNER,
     make_native_backup,
@@ -374,17 +375,14 @@ def test_an_incremental_push_records_a_new_owner_without_storing_the_file_again(
     os.chown(owned_home / "root-secret.txt", *HOME_OWNER)
 
     with restore_native_destination_session(restore_native_destination) as session:
-        pushed = native.write_backup(
+        pushed = write_test_backup(
             session,
+            owned_home,
             account=account.username,
             backup_id=backup.manifest.backup_id,
             job_uuid=backup.manifest.job_uuid,
             job_name="restore tests",
             backup_type="incremental",
-            home=owned_home,
-            excludes=[],
-            databases=[],
-            compression=True,
             progress=native.NullProgress(),
             previous=backup.manifest,
         )

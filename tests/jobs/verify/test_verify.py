@@ -20,13 +20,14 @@ from rest_framework.test import APIClient
 
 from destinations import integrity
 from destinations.formats import native
-from destinations.models import Destination, Engine
+from destinations.models import Destination
 from jobs import catalog, queue, schedules
 from jobs.models import Notification, NotificationTarget, QueueItem, Snapshot
 from jobs.reindex import sync as reindex
 from jobs.verify import check as verify
 from tests.support.cpanel_archives import make_account_archive
-from tests.support.fakes import Counting, FakeSession, Recorder
+from tests.support.destinations import make_cpanel_destination
+from tests.support.fakes import Counting, FakeSession, write_test_backup
 from tests.support.fixtures_jobs import make_job, run_job
 from tests.support.fixtures_restore import restored_folder, run_restore
 
@@ -269,22 +270,7 @@ def test_a_restore_of_a_damaged_backup_warns_and_restores_what_is_intact(
 def test_verify_of_cpanel_archives_finds_a_corrupt_and_a_missing_archive(
     db, pure_ftpd, ftp_dir, redis_settings
 ):
-    destination = Destination(
-        name=f"cpanel-{secrets.token_hex(3)}",
-        engine=Engine.CPANEL,
-        host=pure_ftpd.host,
-        port=pure_ftpd.port,
-        username=pure_ftpd.user,
-        directory=ftp_dir,
-        ssl=True,
-        tls_fingerprint=pure_ftpd.fingerprint,
-        timeout=10,
-        retries=1,
-        concurrency=2,
-        read_only=True,
-    )
-    destination.set_password(pure_ftpd.password)
-    destination.save()
+    destination = make_cpanel_destination(pure_ftpd, ftp_dir, timeout=10, retries=1)
     folder = pure_ftpd.root / ftp_dir / "2025-07-01" / "accounts"
     folder.mkdir(parents=True)
     archives = [
@@ -371,21 +357,11 @@ def _fake_backup(tmp_path: Path, pack_size: int = 64 * 1024) -> tuple[FakeSessio
     for number in range(40):
         (home / f"f{number}.bin").write_bytes(os.urandom(30_000))
         (home / f"t{number}.txt").write_bytes(b"compressible line %d\n" % number * 2000)
-    manifest = native.write_backup(
-        session,
-        account="carol",
-        backup_id=native.new_backup_id(),
-        job_uuid="j",
-        job_name="j",
-        backup_type="full",
-        home=home,
-        excludes=[],
-        databases=[],
-        compression=True,
-        progress=Recorder(),
-        pack_size=pack_size,
-    )
-    return session, manifest
+    return session, _write_backup(session, home, pack_size)
+
+
+def _write_backup(session: FakeSession, home: Path, pack_size: int) -> native.Manifest:
+    return write_test_backup(session, home, account="carol", job_uuid="j", pack_size=pack_size)
 
 
 def test_a_flipped_byte_in_a_compressed_chunk_is_found_by_its_frame(tmp_path):
@@ -419,20 +395,7 @@ def test_a_listing_cut_short_is_completed_with_size_never_taken_as_missing(tmp_p
     home.mkdir()
     for number in range(40):
         (home / f"f{number}.bin").write_bytes(os.urandom(30_000))
-    manifest = native.write_backup(
-        session,
-        account="carol",
-        backup_id=native.new_backup_id(),
-        job_uuid="j",
-        job_name="j",
-        backup_type="full",
-        home=home,
-        excludes=[],
-        databases=[],
-        compression=True,
-        progress=Recorder(),
-        pack_size=64 * 1024,
-    )
+    manifest = _write_backup(session, home, 64 * 1024)
     assert len(manifest.packs) > 10
     counting = Counting(FakeSession(tmp_path / "destination", max_connections=1, listing_limit=10))
     with counting.connection() as conn:
