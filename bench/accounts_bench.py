@@ -33,16 +33,14 @@ from bench.common import (
     FtpServer,
     PrivateRedis,
     Run,
-    Target,
     background_cores,
     django_env,
-    finish,
     fresh_panel_dir,
     log,
-    median,
     setup_django,
     wait_quiet,
 )
+from bench.results import Target, finish, median
 
 
 def build_cpanel_tree(root: Path, count: int) -> None:

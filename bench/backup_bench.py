@@ -46,24 +46,18 @@ from bench.common import (
     MiB,
     PrivateRedis,
     Run,
-    Target,
     dataset_stats,
     django_env,
     ensure_dataset,
-    finish,
     fresh_panel_dir,
-    heading,
     log,
-    machine_line,
-    med_wall,
     run_shell,
     run_worker,
-    runs_of,
     setup_django,
     sh,
     stat_map,
-    timing_table,
 )
+from bench.results import Target, finish, heading, machine_line, med_wall, runs_of, timing_table
 
 BS_PLAIN = "Backupsite plain"
 BS_TLS = "Backupsite TLS"

@@ -42,19 +42,14 @@ from bench.common import (
     MiB,
     PrivateRedis,
     Run,
-    Target,
     django_env,
-    finish,
     fresh_panel_dir,
-    heading,
     log,
-    machine_line,
-    med_wall,
     run_shell,
     run_worker,
     setup_django,
-    timing_table,
 )
+from bench.results import Target, finish, heading, machine_line, med_wall, timing_table
 
 CURL_TAR = "curl -s ftp://... | tar tz"
 BS_STREAM = "Backupsite read_archive (download + prefetch)"
