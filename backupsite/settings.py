@@ -191,7 +191,7 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
 }
 
-# Redis: the broker, the connection leases and the job locks.
+# Redis: the broker, the connection leases, the job locks and the cache.
 REDIS_URL = env_str("REDIS_URL")
 EMBEDDED_REDIS = not REDIS_URL
 EMBEDDED_REDIS_SOCKET = DATA_DIR / "redis.sock"
@@ -200,6 +200,8 @@ if EMBEDDED_REDIS:
     CELERY_BROKER_URL = f"redis+socket://{EMBEDDED_REDIS_SOCKET}"
 else:
     CELERY_BROKER_URL = REDIS_URL
+# One cache for every process of the panel (the limits of "Forgot password" count in it).
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

@@ -1,3 +1,5 @@
+import secrets
+
 import pytest
 
 pytest_plugins = [
@@ -15,6 +17,13 @@ def _test_settings(settings):
     settings.STORAGES = {
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    # A cache of the test's own (the panel's is the embedded Redis, which tests do not start).
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": secrets.token_hex(8),
+        }
     }
     # Password hashing is deliberately slow; tests create many users.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

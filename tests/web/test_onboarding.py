@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -239,3 +240,35 @@ def test_mail_settings_come_from_the_environment(tmp_path):
         check=True,
     )
     assert done.stdout.split("\n")[0] == "smtp.example.com 587 panel True Backups <backups@example.com>"
+
+
+def test_asking_for_password_links_is_limited_per_address_and_per_client(client, smtp_server):
+    """
+    GIVEN a client with a login
+    WHEN someone asks for links for that address again and again, then for many addresses
+    THEN the fifth request for one address still gets a mail and the sixth is refused with
+         a 429 that says why, sending nothing; past 20 requests from one client, any address
+         is refused; the refusal reads the same whether the address has a login or not
+    """
+    from backupsite import passwords
+
+    get_user_model().objects.create_user("kim", email="kim@example.com", password="kim-pw-97531")
+    for _ in range(passwords.RESET_PER_ADDRESS):
+        assert client.post("/login/forgot/", {"email": "kim@example.com"}).status_code == 302
+    assert len(smtp_server.wait_for(passwords.RESET_PER_ADDRESS)) == passwords.RESET_PER_ADDRESS
+    refused = client.post("/login/forgot/", {"email": "KIM@example.com"})
+    assert refused.status_code == 429
+    assert "Too many requests for a password link" in refused.content.decode()
+
+    for n in range(passwords.RESET_PER_CLIENT - passwords.RESET_PER_ADDRESS - 1):
+        assert client.post("/login/forgot/", {"email": f"other{n}@example.com"}).status_code == 302
+    unknown = client.post("/login/forgot/", {"email": "fresh@example.com"})
+    assert unknown.status_code == 429, "one client spreading requests over addresses is held too"
+
+    def shown(response, address: bytes) -> bytes:  # the page without its masked tokens
+        page = re.sub(rb'"X-CSRFToken": "[^"]*"|value="[^"]*"', b"", response.content)
+        return page.replace(address, b"")
+
+    assert shown(unknown, b"fresh@example.com") == shown(refused, b"KIM@example.com")
+    time.sleep(0.5)  # mails go out in a thread: a late one would show now
+    assert len(smtp_server.messages) == passwords.RESET_PER_ADDRESS
