@@ -189,6 +189,8 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Backupsite API",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema names every endpoint and field: for logged-in users (admins and clients) only.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
 }
 
 # Redis: the broker, the connection leases, the job locks and the cache.

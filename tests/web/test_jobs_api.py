@@ -335,6 +335,12 @@ def test_openapi_schema_is_served(api):
     assert b"/api/v1/destinations/{id}/validate/" in response.content
 
 
+def test_the_openapi_schema_is_not_shown_to_anyone_not_logged_in():
+    response = APIClient().get("/api/v1/schema/", HTTP_ACCEPT="application/json")
+    assert response.status_code in (401, 403)
+    assert b"/api/v1/destinations/" not in response.content
+
+
 def test_a_destination_with_jobs_is_not_deleted(api, admin_client, destination, account):
     job = BackupJob.objects.create(name="nightly", destination=destination)
     job.accounts.add(account)
