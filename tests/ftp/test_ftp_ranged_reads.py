@@ -49,4 +49,5 @@ def test_fifty_short_ranged_reads_each_finish_well_under_the_timeout(
             took = time.monotonic() - started
             slowest = max(slowest, took)
             assert got == PACK[offset : offset + PIECE], f"read {i} at {offset}"
-        assert slowest < settings.timeout / 10, f"the slowest of 50 reads took {slowest:.1f} s"
+        # a read that waits for the server to notice the cut takes the whole timeout
+        assert slowest < settings.timeout / 2, f"the slowest of 50 reads took {slowest:.1f} s"
