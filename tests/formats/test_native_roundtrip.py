@@ -10,6 +10,7 @@ import os
 import random
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -304,3 +305,49 @@ def test_format_file_describes_a_restore_that_works_by_hand(
         assert os.stat(restored / "secret").st_uid == 0
         assert os.stat(restored / "public_html").st_gid == 99
         assert os.stat(restored / "small.php")[4:6] == (4242, 4243)
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
+def test_fifty_single_file_restores_in_a_row_each_finish_well_under_the_timeout(
+    pure_ftpd: PureFtpd, ftp_dir: str, tmp_path: Path, tls: bool
+) -> None:
+    """
+    GIVEN a backup whose 1,000 small files fill three packs of the default 16 MiB, over plain
+         FTP or explicit TLS
+    WHEN 50 single files are restored one after the other (from the start, middle and end of
+         their packs)
+    THEN each comes back byte-identical, reads only its stored bytes, and takes a small part
+         of the destination's timeout (a read stopped early never waits for the server)
+    """
+    home = tmp_path / "home"
+    rng = random.Random(50)
+    for n in range(1000):
+        folder = home / f"site{n % 6}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"file{n:04}.bin").write_bytes(rng.randbytes(33 * 1024 + n))
+    settings = pure_ftpd.settings(
+        directory=ftp_dir, ssl=tls, tls_fingerprint=pure_ftpd.fingerprint if tls else ""
+    )
+    ftp = FtpSession(settings, max_connections=2, create_root=True)
+    try:
+        counted = Counting(ftp)
+        manifest = backup(counted, home, pack_size=16 * 1024 * 1024)
+        entries = manifest.entry_map()
+        files = sorted(name for name, entry in entries.items() if entry.type == "f")
+        assert len(manifest.packs) >= 2
+        slowest = 0.0
+        for i in range(50):
+            name = files[(i * 97) % len(files)]
+            counted.reset()
+            out = tmp_path / f"one-{i}"
+            out.mkdir()
+            started = time.monotonic()
+            result = native.materialise(counted, manifest.path, manifest, out, paths=[name.decode()])
+            slowest = max(slowest, time.monotonic() - started)
+            assert (result.files, result.skipped) == (1, [])
+            assert (out / name.decode()).read_bytes() == (home / name.decode()).read_bytes()
+            assert counted.downloaded == sum(chunk.stored for chunk in entries[name].chunks)
+        # a restore that waits for the server to notice the cut takes the whole timeout
+        assert slowest < settings.timeout / 2, f"the slowest of 50 restores took {slowest:.1f} s"
+    finally:
+        ftp.close()
