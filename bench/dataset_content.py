@@ -2,7 +2,7 @@
 (code, mail, images, logs, SQL dumps, archives) from one seeded RNG.
 
 Part of bench/make_dataset.py, the team's dataset generator copied from the baseline scripts
-(/work/shared/bench/make-dataset.py): same seed, same bytes. Lint rules are off for it so that the
+(make-dataset.py): same seed, same bytes. Lint rules are off for it so that the
 generator's code stays as the baseline ran it.
 """
 

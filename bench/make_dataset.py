@@ -25,7 +25,7 @@ those same-size in-place edits, logs appended, others rewritten), 25% new files
 added next to existing ones, 15% deleted.  Touched files get mtime "now"
 (like a real edit) unless --mtime-fixed EPOCH is given.
 
-Copied from the team's baseline scripts (/work/shared/bench/make-dataset.py) so the repository is
+Copied from the team's baseline scripts (make-dataset.py) so the repository is
 self-contained; same seed, same bytes. Only formatting was changed (ruff format) and the code is
 split in three files: this command, bench/dataset_content.py (the content) and
 bench/dataset_tree.py (build, mutate, stats). Lint rules are off for them so that the generator's

@@ -1,6 +1,6 @@
 """Deterministic generator of cPanel account archives and destination trees, for tests and benchmarks.
 
-What it writes follows /work/shared/reference/cpanel-backup-format.md. Every archive comes with
+What it writes follows the team's notes on cPanel's backup format. Every archive comes with
 a manifest of what was written (home listing, part sizes, texts, secrets) computed here while
 writing, so tests can compare the indexer against it without calling the code under test.
 

@@ -1,7 +1,7 @@
 """What a cPanel account archive holds: account settings, DNS zones, mail, databases, SSL and the
 home folder, written through the manifest's writer.
 
-What it writes follows /work/shared/reference/cpanel-backup-format.md.
+What it writes follows the team's notes on cPanel's backup format.
 """
 
 from __future__ import annotations
