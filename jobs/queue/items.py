@@ -144,11 +144,6 @@ def take_lock(item_id: int, key: str) -> bool:
         return False
 
 
-def lock_holder(key: str) -> QueueItem | None:
-    """The item holding run lock `key`, if any."""
-    return QueueItem.objects.filter(lock=key).first()
-
-
 def reap_stale(now: Any = None) -> int:
     """Mark running items whose worker stopped beating as failed; returns how many."""
     now = now or timezone.now()
